@@ -1,0 +1,324 @@
+//! Dot stores: the payload half of a causal CRDT.
+//!
+//! A causal CRDT is a dot store paired with a [`CausalContext`] (see
+//! [`Causal`](crate::Causal)). The store holds the dots that are still
+//! *live*; the context holds every dot ever *seen*. A dot that one side has
+//! seen but no longer holds was removed there, and the join drops it; a dot
+//! the other side has never seen is new, and the join keeps it. That is how
+//! removals propagate without tombstones.
+//!
+//! There are three shapes, after Almeida, Shoker and Baquero's
+//! *Delta State Replicated Data Types*:
+//! - [`DotFun`]: dot → value (for registers and counters);
+//! - [`DotSet`]: a set of dots (for flags and set elements);
+//! - [`DotMap`]: key → nested dot store (for sets and maps).
+
+use std::cmp::Ordering;
+use std::collections::BTreeMap;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer, Serialize};
+
+use crate::{CausalContext, Dot};
+
+/// The payload of a causal CRDT: something that holds dots and joins
+/// against a pair of causal contexts.
+pub trait DotStore: Clone + Default + PartialEq + Serialize + DeserializeOwned {
+    /// Whether the store holds no dot at all (the bottom element).
+    fn is_empty(&self) -> bool;
+
+    /// Calls `visit` with every dot the store holds.
+    fn for_each_dot(&self, visit: &mut dyn FnMut(Dot));
+
+    /// Joins `other` (whose context is `theirs`) into `self` (whose context
+    /// is `own`).
+    ///
+    /// A dot survives if both stores hold it, or if one store holds it and
+    /// the other side's context has never seen it.
+    fn join(&mut self, own: &CausalContext, other: Self, theirs: &CausalContext);
+
+    /// Every dot the store holds, as a context: the context a delta needs
+    /// to remove all of them.
+    fn dots(&self) -> CausalContext {
+        let mut dots = Vec::new();
+        self.for_each_dot(&mut |dot| dots.push(dot));
+        CausalContext::from_dots(dots)
+    }
+}
+
+/// A map from dot to value, sorted by dot.
+///
+/// Values under one dot never differ (a dot names one event), so the join
+/// keeps either copy.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(transparent)]
+pub struct DotFun<V> {
+    entries: Vec<(Dot, V)>,
+}
+
+impl<V> Default for DotFun<V> {
+    fn default() -> Self {
+        DotFun {
+            entries: Vec::new(),
+        }
+    }
+}
+
+impl<V> DotFun<V> {
+    /// A store holding one entry.
+    pub fn single(dot: Dot, value: V) -> Self {
+        DotFun {
+            entries: vec![(dot, value)],
+        }
+    }
+
+    /// The entries, in dot order.
+    pub fn iter(&self) -> impl DoubleEndedIterator<Item = (&Dot, &V)> + ExactSizeIterator {
+        self.entries.iter().map(|(dot, value)| (dot, value))
+    }
+
+    /// How many entries are live.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether no entry is live.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The value under `dot`, if it is live.
+    pub fn get(&self, dot: &Dot) -> Option<&V> {
+        self.entries
+            .binary_search_by(|(probe, _)| probe.cmp(dot))
+            .ok()
+            .map(|at| &self.entries[at].1)
+    }
+}
+
+impl<V> DotStore for DotFun<V>
+where
+    V: Clone + PartialEq + Serialize + DeserializeOwned,
+{
+    fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    fn for_each_dot(&self, visit: &mut dyn FnMut(Dot)) {
+        self.entries.iter().for_each(|(dot, _)| visit(*dot));
+    }
+
+    fn join(&mut self, own: &CausalContext, other: Self, theirs: &CausalContext) {
+        let mine = std::mem::take(&mut self.entries);
+        let mut joined = Vec::with_capacity(mine.len().max(other.entries.len()));
+        merge_sorted(mine, other.entries, |dot, mine, yours| {
+            let survivor = match (mine, yours) {
+                (Some(value), Some(_)) => Some(value),
+                (Some(value), None) => Some(value).filter(|_| !theirs.contains(&dot)),
+                (None, Some(value)) => Some(value).filter(|_| !own.contains(&dot)),
+                (None, None) => None,
+            };
+            joined.extend(survivor.map(|value| (dot, value)));
+        });
+        self.entries = joined;
+    }
+}
+
+impl<'de, V: Deserialize<'de>> Deserialize<'de> for DotFun<V> {
+    /// Decodes and re-canonicalises: entries are sorted by dot and the
+    /// first entry under a repeated dot wins.
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let mut entries: Vec<(Dot, V)> = Vec::deserialize(deserializer)?;
+        entries.sort_by_key(|entry| entry.0);
+        entries.dedup_by(|later, earlier| later.0 == earlier.0);
+        Ok(DotFun { entries })
+    }
+}
+
+/// A set of dots: the live events that keep something present.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct DotSet(DotFun<()>);
+
+impl DotSet {
+    /// A set holding one dot.
+    pub fn single(dot: Dot) -> Self {
+        DotSet(DotFun::single(dot, ()))
+    }
+
+    /// The dots, in order.
+    pub fn iter(&self) -> impl Iterator<Item = Dot> + '_ {
+        self.0.iter().map(|(dot, ())| *dot)
+    }
+
+    /// How many dots are live.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether no dot is live.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl DotStore for DotSet {
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    fn for_each_dot(&self, visit: &mut dyn FnMut(Dot)) {
+        self.0.for_each_dot(visit);
+    }
+
+    fn join(&mut self, own: &CausalContext, other: Self, theirs: &CausalContext) {
+        self.0.join(own, other.0, theirs);
+    }
+}
+
+/// A map from key to a nested dot store. Keys whose store becomes empty
+/// disappear.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(transparent)]
+pub struct DotMap<K: Ord, V> {
+    entries: BTreeMap<K, V>,
+}
+
+impl<K: Ord, V> Default for DotMap<K, V> {
+    fn default() -> Self {
+        DotMap {
+            entries: BTreeMap::new(),
+        }
+    }
+}
+
+impl<K: Ord, V: DotStore> DotMap<K, V> {
+    /// A map holding one entry (nothing if `value` is empty).
+    pub fn single(key: K, value: V) -> Self {
+        let mut entries = BTreeMap::new();
+        if !value.is_empty() {
+            entries.insert(key, value);
+        }
+        DotMap { entries }
+    }
+
+    /// The nested store under `key`.
+    pub fn get(&self, key: &K) -> Option<&V> {
+        self.entries.get(key)
+    }
+
+    /// The entries, in key order.
+    pub fn iter(&self) -> std::collections::btree_map::Iter<'_, K, V> {
+        self.entries.iter()
+    }
+
+    /// Entries whose key lies in `range`, in key order.
+    pub fn range<R: std::ops::RangeBounds<K>>(
+        &self,
+        range: R,
+    ) -> std::collections::btree_map::Range<'_, K, V> {
+        self.entries.range(range)
+    }
+
+    /// How many keys are present.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether no key is present.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}
+
+impl<K, V> DotStore for DotMap<K, V>
+where
+    K: Ord + Clone + Serialize + DeserializeOwned,
+    V: DotStore,
+{
+    fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    fn for_each_dot(&self, visit: &mut dyn FnMut(Dot)) {
+        self.entries
+            .values()
+            .for_each(|value| value.for_each_dot(visit));
+    }
+
+    fn join(&mut self, own: &CausalContext, other: Self, theirs: &CausalContext) {
+        let mut joined = Vec::new();
+        merge_sorted(
+            std::mem::take(&mut self.entries),
+            other.entries,
+            |key, mine, yours| {
+                let value = match (mine, yours) {
+                    (Some(mut value), yours) => {
+                        value.join(own, yours.unwrap_or_default(), theirs);
+                        value
+                    }
+                    (None, Some(value)) => {
+                        let mut fresh = V::default();
+                        fresh.join(own, value, theirs);
+                        fresh
+                    }
+                    (None, None) => return,
+                };
+                if !value.is_empty() {
+                    joined.push((key, value));
+                }
+            },
+        );
+        self.entries = joined.into_iter().collect();
+    }
+}
+
+/// Walks two key-sorted sequences in step, calling `visit` once per key
+/// with the value from each side that has it.
+fn merge_sorted<K: Ord, V>(
+    left: impl IntoIterator<Item = (K, V)>,
+    right: impl IntoIterator<Item = (K, V)>,
+    mut visit: impl FnMut(K, Option<V>, Option<V>),
+) {
+    let mut left = left.into_iter().peekable();
+    let mut right = right.into_iter().peekable();
+    loop {
+        let order = match (left.peek(), right.peek()) {
+            (Some((a, _)), Some((b, _))) => a.cmp(b),
+            (Some(_), None) => Ordering::Less,
+            (None, Some(_)) => Ordering::Greater,
+            (None, None) => return,
+        };
+        match order {
+            Ordering::Equal => {
+                if let (Some((key, a)), Some((_, b))) = (left.next(), right.next()) {
+                    visit(key, Some(a), Some(b));
+                }
+            }
+            Ordering::Less => {
+                if let Some((key, a)) = left.next() {
+                    visit(key, Some(a), None);
+                }
+            }
+            Ordering::Greater => {
+                if let Some((key, b)) = right.next() {
+                    visit(key, None, Some(b));
+                }
+            }
+        }
+    }
+}
+
+impl<'de, K, V> Deserialize<'de> for DotMap<K, V>
+where
+    K: Ord + Deserialize<'de>,
+    V: DotStore,
+{
+    /// Decodes and re-canonicalises: keys holding an empty store are
+    /// dropped.
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let mut entries: BTreeMap<K, V> = BTreeMap::deserialize(deserializer)?;
+        entries.retain(|_, value| !value.is_empty());
+        Ok(DotMap { entries })
+    }
+}

@@ -1,0 +1,207 @@
+//! The JSON view of records, which the HTTP API speaks.
+//!
+//! # Rendering
+//! - A register renders as its winning value (highest timestamp, then
+//!   replica id); a counter as a number; a set as an array of its elements
+//!   in [`Atom`] order; a flag as a boolean.
+//! - A path with fields nested under it renders as an object of them. If
+//!   concurrent writes left it holding a value as well, the nested map wins
+//!   the rendering; otherwise, of several kinds at one path, the first in
+//!   the order register, counter, set, flag renders. The others stay in
+//!   the state (see [`Record::field`]).
+//! - Counters outside the `i64` range render as floats.
+//!
+//! # Writing
+//! A JSON object written with [`Record::put_json`] replaces the record:
+//! each scalar or array becomes a register, each nested object a nested
+//! map. Empty nested objects leave nothing behind. Integers beyond the
+//! `i64` range are refused rather than rounded.
+
+use serde_json::{Map, Number, Value};
+
+use crate::{
+    Atom, Field, FieldKind, FieldPath, Lattice, Op, Record, RecordError, ReplicaId, Timestamp, F64,
+};
+
+impl Atom {
+    /// The atom for a JSON value. Arrays are kept whole as canonical JSON
+    /// text; objects are refused (they become nested maps at field level).
+    pub fn from_json(value: &Value) -> Result<Atom, RecordError> {
+        Ok(match value {
+            Value::Null => Atom::Null,
+            Value::Bool(b) => Atom::Bool(*b),
+            Value::Number(n) => number_atom(n)?,
+            Value::String(s) => Atom::Str(s.clone()),
+            Value::Array(_) => Atom::Json(canonical(value).to_string()),
+            Value::Object(_) => {
+                return Err(RecordError::Json(
+                    "a JSON object cannot be a single value here; write it as a nested map".into(),
+                ))
+            }
+        })
+    }
+
+    /// The JSON rendering. A float that JSON cannot represent (NaN, an
+    /// infinity) renders as `null`.
+    pub fn to_json(&self) -> Value {
+        match self {
+            Atom::Null => Value::Null,
+            Atom::Bool(b) => Value::Bool(*b),
+            Atom::Int(i) => Value::from(*i),
+            Atom::Float(F64(f)) => Number::from_f64(*f).map_or(Value::Null, Value::Number),
+            Atom::Str(s) => Value::String(s.clone()),
+            Atom::Json(text) => {
+                serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.clone()))
+            }
+        }
+    }
+}
+
+fn number_atom(n: &Number) -> Result<Atom, RecordError> {
+    if let Some(i) = n.as_i64() {
+        Ok(Atom::Int(i))
+    } else if n.is_u64() {
+        Err(RecordError::Json(format!(
+            "integer {n} is beyond the signed 64-bit range; send it as a string"
+        )))
+    } else {
+        Ok(Atom::Float(F64(n.as_f64().unwrap_or(f64::NAN))))
+    }
+}
+
+/// `value` with every object's keys in sorted order, whatever map type
+/// serde_json was built with.
+fn canonical(value: &Value) -> Value {
+    match value {
+        Value::Array(items) => Value::Array(items.iter().map(canonical).collect()),
+        Value::Object(map) => {
+            let mut entries: Vec<_> = map.iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(b.0));
+            Value::Object(
+                entries
+                    .into_iter()
+                    .map(|(k, v)| (k.clone(), canonical(v)))
+                    .collect(),
+            )
+        }
+        scalar => scalar.clone(),
+    }
+}
+
+impl Field {
+    /// The JSON rendering of the visible kind (`None` for an empty field).
+    pub fn to_json(&self) -> Option<Value> {
+        Some(match self.visible_kind()? {
+            FieldKind::Register => self.register.winner().map_or(Value::Null, Atom::to_json),
+            FieldKind::Counter => {
+                let value = self.counter.value();
+                i64::try_from(value).map_or_else(|_| Value::from(value as f64), Value::from)
+            }
+            FieldKind::Set => Value::Array(self.set.iter().map(Atom::to_json).collect()),
+            FieldKind::Flag => Value::Bool(self.flag.is_enabled()),
+        })
+    }
+}
+
+impl Record {
+    /// The record as a JSON object (empty for a deleted record). See the
+    /// [module docs](crate::json) for the rules.
+    pub fn to_json(&self) -> Value {
+        let mut root = Map::new();
+        'fields: for (path, field) in self.fields() {
+            let Some(leaf) = field.to_json() else {
+                continue;
+            };
+            let (name, parents) = match path.segments().split_last() {
+                Some(split) => split,
+                None => continue,
+            };
+            let mut node = &mut root;
+            for parent in parents {
+                let slot = node
+                    .entry(parent.clone())
+                    .or_insert_with(|| Value::Object(Map::new()));
+                if !slot.is_object() {
+                    // A nested map wins over a value at the same path.
+                    *slot = Value::Object(Map::new());
+                }
+                node = match slot {
+                    Value::Object(inner) => inner,
+                    _ => continue 'fields,
+                };
+            }
+            // Paths sort before their children, so a value never lands on
+            // an object already built from nested fields.
+            node.entry(name.clone()).or_insert(leaf);
+        }
+        Value::Object(root)
+    }
+
+    /// Replaces the record's contents with the JSON object `doc`, on behalf
+    /// of `replica` at time `time`; returns the delta.
+    ///
+    /// Every field this replica has seen is removed, then each leaf of
+    /// `doc` is written as a register (nested objects as nested maps).
+    pub fn put_json(
+        &mut self,
+        doc: &Value,
+        replica: ReplicaId,
+        time: Timestamp,
+    ) -> Result<Record, RecordError> {
+        let ops = set_ops(doc)?;
+        let mut delta = self.delete();
+        delta.merge(self.apply_all(&ops, replica, time)?);
+        Ok(delta)
+    }
+
+    /// A new record holding the JSON object `doc`.
+    pub fn from_json(
+        doc: &Value,
+        replica: ReplicaId,
+        time: Timestamp,
+    ) -> Result<Record, RecordError> {
+        let mut record = Record::default();
+        record.put_json(doc, replica, time)?;
+        Ok(record)
+    }
+}
+
+/// The register writes that store the JSON object `doc`.
+pub fn set_ops(doc: &Value) -> Result<Vec<Op>, RecordError> {
+    let Value::Object(fields) = doc else {
+        return Err(RecordError::Json(format!(
+            "a record must be a JSON object, not {}",
+            kind_name(doc)
+        )));
+    };
+    let mut ops = Vec::new();
+    let mut pending: Vec<(Option<FieldPath>, &Map<String, Value>)> = vec![(None, fields)];
+    while let Some((parent, object)) = pending.pop() {
+        for (name, value) in object {
+            let path = match &parent {
+                Some(parent) => parent.child(name.clone()),
+                None => FieldPath::top(name.clone())?,
+            };
+            path.validate()?;
+            match value {
+                Value::Object(nested) => pending.push((Some(path), nested)),
+                leaf => ops.push(Op::Set {
+                    value: Atom::from_json(leaf)?,
+                    path,
+                }),
+            }
+        }
+    }
+    Ok(ops)
+}
+
+fn kind_name(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}

@@ -1,0 +1,95 @@
+//! `FieldPath`: where a field sits inside a record's nested maps.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// The deepest nesting a record accepts.
+pub const MAX_DEPTH: usize = 32;
+
+/// The path of a field: its name, preceded by the names of the nested maps
+/// it sits in. `["address", "city"]` is the `city` field of the nested map
+/// `address`.
+///
+/// Nested maps are not stored as separate objects: a map exists while any
+/// field under its path exists. That keeps records flat (no recursion when
+/// decoding hostile bytes) while giving the semantics of an observed-remove
+/// map of maps.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct FieldPath(Vec<String>);
+
+/// A field path that cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PathError {
+    /// The path has no segment.
+    #[error("a field path needs at least one name")]
+    Empty,
+    /// A segment is the empty string.
+    #[error("field path {0:?} has an empty name; every segment needs at least one character")]
+    EmptySegment(String),
+    /// The path is nested too deeply.
+    #[error("field path {path:?} is nested {depth} levels deep; the limit is {MAX_DEPTH}")]
+    TooDeep {
+        /// The path, dotted.
+        path: String,
+        /// Its depth.
+        depth: usize,
+    },
+}
+
+impl FieldPath {
+    /// A path from its segments, checked: at least one, none empty, at
+    /// most [`MAX_DEPTH`].
+    pub fn new<S: Into<String>>(segments: impl IntoIterator<Item = S>) -> Result<Self, PathError> {
+        let path = FieldPath(segments.into_iter().map(Into::into).collect());
+        path.validate()?;
+        Ok(path)
+    }
+
+    /// A top-level field.
+    pub fn top(name: impl Into<String>) -> Result<Self, PathError> {
+        Self::new([name])
+    }
+
+    /// Checks the invariants [`FieldPath::new`] establishes (decoded paths
+    /// are not checked automatically).
+    pub fn validate(&self) -> Result<(), PathError> {
+        if self.0.is_empty() {
+            return Err(PathError::Empty);
+        }
+        if self.0.iter().any(String::is_empty) {
+            return Err(PathError::EmptySegment(self.to_string()));
+        }
+        if self.0.len() > MAX_DEPTH {
+            return Err(PathError::TooDeep {
+                path: self.to_string(),
+                depth: self.0.len(),
+            });
+        }
+        Ok(())
+    }
+
+    /// The segments, outermost first.
+    pub fn segments(&self) -> &[String] {
+        &self.0
+    }
+
+    /// This path extended by `name`.
+    pub fn child(&self, name: impl Into<String>) -> FieldPath {
+        let mut segments = self.0.clone();
+        segments.push(name.into());
+        FieldPath(segments)
+    }
+
+    /// Whether `self` is `other` or lies inside it.
+    pub fn starts_with(&self, other: &FieldPath) -> bool {
+        self.0.starts_with(&other.0)
+    }
+}
+
+impl fmt::Display for FieldPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0.join("."))
+    }
+}

@@ -1,0 +1,262 @@
+//! `Record`: the unit Trellis stores and replicates.
+
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    Atom, Causal, CausalContext, DotStore, Field, FieldKind, FieldPath, Lattice, OrMap, PathError,
+    ReplicaId, Timestamp,
+};
+
+/// A record's fields: an observed-remove map from path to [`Field`].
+pub type Fields = OrMap<FieldPath, Field>;
+
+/// One change to a record.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Op {
+    /// Write `value` into the register at `path`.
+    Set {
+        /// The field.
+        path: FieldPath,
+        /// The new value.
+        value: Atom,
+    },
+    /// Add `by` (negative to subtract) to the counter at `path`.
+    Increment {
+        /// The field.
+        path: FieldPath,
+        /// The amount.
+        by: i64,
+    },
+    /// Add `element` to the set at `path`.
+    Add {
+        /// The field.
+        path: FieldPath,
+        /// The element.
+        element: Atom,
+    },
+    /// Remove `element` from the set at `path`.
+    Discard {
+        /// The field.
+        path: FieldPath,
+        /// The element.
+        element: Atom,
+    },
+    /// Turn the flag at `path` on.
+    Enable {
+        /// The field.
+        path: FieldPath,
+    },
+    /// Turn the flag at `path` off.
+    Disable {
+        /// The field.
+        path: FieldPath,
+    },
+    /// Remove the field at `path`, of every kind, and every field nested
+    /// under it.
+    Remove {
+        /// The field or nested map.
+        path: FieldPath,
+    },
+}
+
+impl Op {
+    /// The field the operation targets.
+    pub fn path(&self) -> &FieldPath {
+        match self {
+            Op::Set { path, .. }
+            | Op::Increment { path, .. }
+            | Op::Add { path, .. }
+            | Op::Discard { path, .. }
+            | Op::Enable { path }
+            | Op::Disable { path }
+            | Op::Remove { path } => path,
+        }
+    }
+
+    /// The kind the operation makes the field, if it makes it one.
+    fn assigned_kind(&self) -> Option<FieldKind> {
+        match self {
+            Op::Set { .. } => Some(FieldKind::Register),
+            Op::Increment { .. } => Some(FieldKind::Counter),
+            Op::Add { .. } => Some(FieldKind::Set),
+            Op::Enable { .. } => Some(FieldKind::Flag),
+            Op::Discard { .. } | Op::Disable { .. } | Op::Remove { .. } => None,
+        }
+    }
+}
+
+/// A replicated record: an observed-remove map from field path to field
+/// CRDT, with an observed-remove delete of the whole record.
+///
+/// # Semantics
+/// - Writing a field of one kind (say, a register) clears the other kinds
+///   at that path, every field nested under it, and any non-map field at a
+///   path above it, as far as the writer has seen them. Concurrent writes
+///   of different kinds are kept side by side and rendered by a fixed
+///   precedence (see [`Record::to_json`]).
+/// - [`delete`](Record::delete) removes every field the deleting replica
+///   has seen. A concurrent update to a field the delete did not observe
+///   survives, so the record reappears holding just that update.
+/// - Nested maps exist while any field under them exists; an empty nested
+///   map is not kept.
+///
+/// ```
+/// use serde_json::json;
+/// use trellis_crdt::{Lattice, Record, ReplicaId, Timestamp};
+///
+/// let mut a = Record::default();
+/// a.put_json(&json!({"name": "Ada", "address": {"city": "London"}}), ReplicaId(1), Timestamp(1))
+///     .unwrap();
+/// assert_eq!(a.to_json(), json!({"name": "Ada", "address": {"city": "London"}}));
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Record {
+    body: Causal<Fields>,
+}
+
+/// A change the record refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RecordError {
+    /// The operation's path is not usable.
+    #[error(transparent)]
+    Path(#[from] PathError),
+    /// The JSON document cannot be stored.
+    #[error("{0}")]
+    Json(String),
+}
+
+impl Record {
+    /// Applies `op` on behalf of `replica` at hybrid time `time`, and
+    /// returns the delta to replicate.
+    pub fn apply(
+        &mut self,
+        op: &Op,
+        replica: ReplicaId,
+        time: Timestamp,
+    ) -> Result<Record, RecordError> {
+        let path = op.path();
+        path.validate()?;
+        let mut delta = Causal::new(Fields::default(), self.cleared_by(op));
+        delta.merge(
+            self.body
+                .store
+                .update(&self.body.context, path.clone(), |field, cx| {
+                    field_delta(field, cx, op, replica, time)
+                }),
+        );
+        self.body.merge(delta.clone());
+        Ok(Record { body: delta })
+    }
+
+    /// Applies several operations in order; returns their combined delta.
+    pub fn apply_all<'a>(
+        &mut self,
+        ops: impl IntoIterator<Item = &'a Op>,
+        replica: ReplicaId,
+        time: Timestamp,
+    ) -> Result<Record, RecordError> {
+        let mut combined = Record::default();
+        for op in ops {
+            combined.merge(self.apply(op, replica, time)?);
+        }
+        Ok(combined)
+    }
+
+    /// Deletes the record: every field this replica has seen is removed.
+    /// Returns the delta.
+    pub fn delete(&mut self) -> Record {
+        let delta = Causal::new(Fields::default(), self.body.store.dots());
+        self.body.merge(delta.clone());
+        Record { body: delta }
+    }
+
+    /// Whether the record holds any field (a deleted or never-written
+    /// record does not).
+    pub fn exists(&self) -> bool {
+        !self.body.store.is_empty()
+    }
+
+    /// The fields, in path order.
+    pub fn fields(&self) -> impl Iterator<Item = (&FieldPath, &Field)> {
+        self.body.store.iter()
+    }
+
+    /// The field at `path`.
+    pub fn field(&self, path: &FieldPath) -> Option<&Field> {
+        self.body.store.get(path)
+    }
+
+    /// Every event this record has seen.
+    pub fn context(&self) -> &CausalContext {
+        &self.body.context
+    }
+
+    /// The dots `op` clears besides its own slot. Writing a kind clears
+    /// the other kinds at its path, fields nested under it, and fields at
+    /// paths above it; removing a path clears everything under it.
+    fn cleared_by(&self, op: &Op) -> CausalContext {
+        let path = op.path();
+        let mut cleared = CausalContext::new();
+        for (other, field) in self.body.store.iter() {
+            let related = other.starts_with(path) || path.starts_with(other);
+            match (op, op.assigned_kind()) {
+                (Op::Remove { .. }, _) if other.starts_with(path) => cleared.union(&field.dots()),
+                (_, Some(kind)) if other == path => cleared.union(&field.dots_except(kind)),
+                (_, Some(_)) if related => cleared.union(&field.dots()),
+                _ => {}
+            }
+        }
+        cleared
+    }
+}
+
+/// The delta of `op` on the slot it targets. Clearing other slots and
+/// paths is [`Record::cleared_by`]'s part.
+fn field_delta(
+    field: &Field,
+    cx: &CausalContext,
+    op: &Op,
+    replica: ReplicaId,
+    time: Timestamp,
+) -> Causal<Field> {
+    fn lift<S>(delta: Causal<S>, place: impl FnOnce(S) -> Field) -> Causal<Field> {
+        Causal::new(place(delta.store), delta.context)
+    }
+    match op {
+        Op::Set { value, .. } => lift(
+            field.register.write(cx, replica, time, value.clone()),
+            |register| Field {
+                register,
+                ..Field::default()
+            },
+        ),
+        Op::Increment { by, .. } => lift(field.counter.add(cx, replica, *by), |counter| Field {
+            counter,
+            ..Field::default()
+        }),
+        Op::Add { element, .. } => lift(field.set.add(cx, replica, element.clone()), |set| Field {
+            set,
+            ..Field::default()
+        }),
+        Op::Discard { element, .. } => lift(field.set.remove(element), |set| Field {
+            set,
+            ..Field::default()
+        }),
+        Op::Enable { .. } => lift(field.flag.enable(cx, replica), |flag| Field {
+            flag,
+            ..Field::default()
+        }),
+        Op::Disable { .. } => lift(field.flag.disable(), |flag| Field {
+            flag,
+            ..Field::default()
+        }),
+        Op::Remove { .. } => Causal::default(),
+    }
+}
+
+impl Lattice for Record {
+    fn merge(&mut self, other: Self) {
+        self.body.merge(other.body);
+    }
+}
