@@ -95,6 +95,26 @@ impl CausalContext {
         self.compact();
     }
 
+    /// How many dots the context holds (saturating at `u64::MAX`).
+    pub fn dot_count(&self) -> u64 {
+        let contiguous = self
+            .vector
+            .values()
+            .fold(0u64, |sum, &seen| sum.saturating_add(seen));
+        contiguous.saturating_add(self.cloud.len() as u64)
+    }
+
+    /// Every dot the context holds, in order. This enumerates the version
+    /// vector's ranges, so check [`dot_count`](Self::dot_count) first.
+    pub fn iter(&self) -> impl Iterator<Item = Dot> + '_ {
+        let contiguous = self.vector.iter().flat_map(|(&replica, &seen)| {
+            (1..=seen).map(move |counter| Dot::new(replica, counter))
+        });
+        let mut all: Vec<Dot> = contiguous.chain(self.cloud.iter().copied()).collect();
+        all.sort_unstable();
+        all.into_iter()
+    }
+
     /// The version vector part: for each replica, the counter up to which
     /// every event has been observed.
     pub fn vector(&self) -> impl Iterator<Item = (ReplicaId, u64)> + '_ {

@@ -14,7 +14,7 @@
 //! - [`DotMap`]: key → nested dot store (for sets and maps).
 
 use std::cmp::Ordering;
-use std::collections::BTreeMap;
+use std::collections::{btree_map, BTreeMap};
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize};
@@ -247,6 +247,76 @@ where
     }
 
     fn join(&mut self, own: &CausalContext, other: Self, theirs: &CausalContext) {
+        if other.entries.len().saturating_mul(SMALL_DELTA_RATIO) <= self.entries.len()
+            && theirs.dot_count() <= SMALL_DELTA_DOTS
+        {
+            self.join_small(own, other, theirs);
+        } else {
+            self.join_all(own, other, theirs);
+        }
+    }
+}
+
+/// A join is done key by key, rather than by walking both maps, when the
+/// other side has at most 1/`SMALL_DELTA_RATIO` as many keys...
+const SMALL_DELTA_RATIO: usize = 16;
+/// ...and its context at most this many dots: the shape of a delta.
+const SMALL_DELTA_DOTS: u64 = 1024;
+
+impl<K, V> DotMap<K, V>
+where
+    K: Ord + Clone + Serialize + DeserializeOwned,
+    V: DotStore,
+{
+    /// Joins a small delta in O(d log n): the keys it holds are joined one
+    /// by one. Dots its context removes from keys it does not hold (a
+    /// removal delta) cost one read-only pass over the map.
+    fn join_small(&mut self, own: &CausalContext, other: Self, theirs: &CausalContext) {
+        let mut touched = Vec::new();
+        for (key, value) in &other.entries {
+            value.for_each_dot(&mut |dot| touched.push(dot));
+            if let Some(mine) = self.entries.get(key) {
+                mine.for_each_dot(&mut |dot| touched.push(dot));
+            }
+        }
+        touched.sort_unstable();
+        let elsewhere: Vec<Dot> = theirs
+            .iter()
+            .filter(|dot| own.contains(dot) && touched.binary_search(dot).is_err())
+            .collect();
+
+        for (key, value) in other.entries {
+            match self.entries.entry(key) {
+                btree_map::Entry::Occupied(mut slot) => {
+                    slot.get_mut().join(own, value, theirs);
+                    if slot.get().is_empty() {
+                        slot.remove();
+                    }
+                }
+                btree_map::Entry::Vacant(slot) => {
+                    let mut fresh = V::default();
+                    fresh.join(own, value, theirs);
+                    if !fresh.is_empty() {
+                        slot.insert(fresh);
+                    }
+                }
+            }
+        }
+        if elsewhere.is_empty() {
+            return;
+        }
+        self.entries.retain(|_, value| {
+            let mut hit = false;
+            value.for_each_dot(&mut |dot| hit |= elsewhere.binary_search(&dot).is_ok());
+            if hit {
+                value.join(own, V::default(), theirs);
+            }
+            !value.is_empty()
+        });
+    }
+
+    /// Joins by walking both maps in key order: O(n + m).
+    fn join_all(&mut self, own: &CausalContext, other: Self, theirs: &CausalContext) {
         let mut joined = Vec::new();
         merge_sorted(
             std::mem::take(&mut self.entries),
@@ -320,5 +390,69 @@ where
         let mut entries: BTreeMap<K, V> = BTreeMap::deserialize(deserializer)?;
         entries.retain(|_, value| !value.is_empty());
         Ok(DotMap { entries })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::ReplicaId;
+
+    type Elements = DotMap<u8, DotSet>;
+
+    /// A state with `keys` elements from replica 1, then replica 2's
+    /// deltas: adds (fresh dot, old dots removed) and removes.
+    fn delta_for(
+        state: &Elements,
+        context: &CausalContext,
+        op: (bool, u8),
+    ) -> (Elements, CausalContext) {
+        let (add, key) = op;
+        let seen = state
+            .get(&key)
+            .map_or_else(CausalContext::new, DotStore::dots);
+        if add {
+            let dot = context.next_dot(ReplicaId(2));
+            let mut delta_context = seen;
+            delta_context.insert(dot);
+            (DotMap::single(key, DotSet::single(dot)), delta_context)
+        } else {
+            (DotMap::default(), seen)
+        }
+    }
+
+    proptest! {
+        /// The key-by-key join of a small delta equals the full walk.
+        #[test]
+        fn small_delta_join_equals_full_join(
+            keys in 32u8..100,
+            ops in proptest::collection::vec((any::<bool>(), 0u8..120), 1..6),
+        ) {
+            let state = Elements {
+                entries: (0..keys)
+                    .map(|key| (key, DotSet::single(Dot::new(1, u64::from(key) + 1))))
+                    .collect(),
+            };
+            let context = state.dots();
+            prop_assert_eq!(state.len(), usize::from(keys));
+            let mut other = Elements::default();
+            let mut other_context = CausalContext::new();
+            let mut scratch_state = state.clone();
+            let mut scratch_context = context.clone();
+            for op in ops {
+                let (delta, delta_context) = delta_for(&scratch_state, &scratch_context, op);
+                scratch_state.join_all(&scratch_context, delta.clone(), &delta_context);
+                scratch_context.union(&delta_context);
+                other.join_all(&other_context, delta, &delta_context);
+                other_context.union(&delta_context);
+            }
+            let mut small = state.clone();
+            small.join_small(&context, other.clone(), &other_context);
+            let mut full = state;
+            full.join_all(&context, other, &other_context);
+            prop_assert_eq!(small, full);
+        }
     }
 }
