@@ -205,3 +205,83 @@ fn kind_name(value: &Value) -> &'static str {
         Value::Object(_) => "an object",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn record(doc: Value) -> Result<Record, RecordError> {
+        Record::from_json(&doc, ReplicaId(1), Timestamp(1))
+    }
+
+    #[test]
+    fn round_trips_scalars_arrays_and_nested_objects() {
+        let doc = json!({
+            "name": "Ada",
+            "age": 36,
+            "ratio": 0.25,
+            "active": true,
+            "nothing": null,
+            "langs": ["en", {"z": 1, "a": [2]}],
+            "address": {"city": "London", "geo": {"lat": 51.5}},
+        });
+        assert_eq!(record(doc.clone()).unwrap().to_json(), doc);
+    }
+
+    #[test]
+    fn arrays_are_stored_as_canonical_json() {
+        let a = record(json!({"l": [{"b": 1, "a": 2}]})).unwrap();
+        let field = a.field(&FieldPath::top("l").unwrap()).unwrap();
+        assert_eq!(
+            field.register.winner(),
+            Some(&Atom::Json(r#"[{"a":2,"b":1}]"#.into()))
+        );
+    }
+
+    #[test]
+    fn put_replaces_the_record() {
+        let mut a = record(json!({"name": "Ada", "stage": "new"})).unwrap();
+        a.put_json(&json!({"name": "Grace"}), ReplicaId(1), Timestamp(2))
+            .unwrap();
+        assert_eq!(a.to_json(), json!({"name": "Grace"}));
+    }
+
+    #[test]
+    fn empty_nested_objects_leave_nothing() {
+        assert_eq!(
+            record(json!({"a": {}, "b": 1})).unwrap().to_json(),
+            json!({"b": 1})
+        );
+    }
+
+    #[test]
+    fn refuses_what_it_cannot_store_faithfully() {
+        let err = record(json!({"big": u64::MAX})).unwrap_err();
+        assert!(
+            err.to_string().contains("beyond the signed 64-bit range"),
+            "{err}"
+        );
+        let err = record(json!(["not", "an", "object"])).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("must be a JSON object, not an array"),
+            "{err}"
+        );
+        let mut deep = json!(1);
+        for _ in 0..=crate::MAX_DEPTH {
+            deep = json!({ "x": deep });
+        }
+        let err = record(deep).unwrap_err();
+        assert!(err.to_string().contains("nested"), "{err}");
+        let err = Atom::from_json(&json!({"a": 1})).unwrap_err();
+        assert!(err.to_string().contains("nested map"), "{err}");
+    }
+
+    #[test]
+    fn unrepresentable_values_render_without_panicking() {
+        assert_eq!(Atom::Float(F64(f64::NAN)).to_json(), Value::Null);
+        assert_eq!(Atom::Json("not json".into()).to_json(), json!("not json"));
+    }
+}

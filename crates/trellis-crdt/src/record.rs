@@ -260,3 +260,246 @@ impl Lattice for Record {
         self.body.merge(other.body);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    const A: ReplicaId = ReplicaId(1);
+    const B: ReplicaId = ReplicaId(2);
+
+    fn path(segments: &[&str]) -> FieldPath {
+        FieldPath::new(segments.iter().copied()).unwrap()
+    }
+
+    fn set(p: &[&str], value: impl Into<Atom>) -> Op {
+        Op::Set {
+            path: path(p),
+            value: value.into(),
+        }
+    }
+
+    fn lead() -> Record {
+        Record::from_json(&json!({"name": "Ada", "stage": "new"}), A, Timestamp(1)).unwrap()
+    }
+
+    #[test]
+    fn delete_keeps_a_concurrent_update_it_did_not_see() {
+        let mut a = lead();
+        let mut b = a.clone();
+        let deleted = a.delete();
+        assert!(!a.exists());
+        let updated = b.apply(&set(&["stage"], "won"), B, Timestamp(2)).unwrap();
+        a.merge(updated);
+        b.merge(deleted);
+        assert_eq!(a, b);
+        assert_eq!(a.to_json(), json!({"stage": "won"}));
+    }
+
+    #[test]
+    fn delete_removes_everything_it_saw() {
+        let mut a = lead();
+        let mut b = a.clone();
+        b.merge(a.delete());
+        assert!(!b.exists());
+        assert_eq!(b.to_json(), json!({}));
+    }
+
+    #[test]
+    fn concurrent_kinds_coexist_and_render_by_precedence() {
+        let mut a = lead();
+        let mut b = a.clone();
+        let as_register = a.apply(&set(&["score"], 7i64), A, Timestamp(2)).unwrap();
+        let as_counter = b
+            .apply(
+                &Op::Increment {
+                    path: path(&["score"]),
+                    by: 3,
+                },
+                B,
+                Timestamp(3),
+            )
+            .unwrap();
+        a.merge(as_counter);
+        b.merge(as_register);
+        assert_eq!(a, b);
+        let field = a.field(&path(&["score"])).unwrap();
+        assert!(field.has(FieldKind::Register) && field.has(FieldKind::Counter));
+        assert_eq!(a.to_json()["score"], json!(7));
+
+        // A later write of one kind, having seen both, clears the other.
+        a.apply(
+            &Op::Increment {
+                path: path(&["score"]),
+                by: 1,
+            },
+            A,
+            Timestamp(4),
+        )
+        .unwrap();
+        let field = a.field(&path(&["score"])).unwrap();
+        assert_eq!(field.visible_kind(), Some(FieldKind::Counter));
+        assert!(!field.has(FieldKind::Register));
+        assert_eq!(a.to_json()["score"], json!(4));
+    }
+
+    #[test]
+    fn a_nested_map_wins_over_a_concurrent_value_at_its_path() {
+        let mut a = lead();
+        let mut b = a.clone();
+        let flat = a
+            .apply(&set(&["address"], "12 Main St"), A, Timestamp(5))
+            .unwrap();
+        let nested = b
+            .apply(&set(&["address", "city"], "Lyon"), B, Timestamp(2))
+            .unwrap();
+        a.merge(nested);
+        b.merge(flat);
+        assert_eq!(a, b);
+        assert_eq!(a.to_json()["address"], json!({"city": "Lyon"}));
+    }
+
+    #[test]
+    fn writing_a_path_clears_values_above_and_fields_below() {
+        let mut a = lead();
+        a.apply(&set(&["address"], "12 Main St"), A, Timestamp(2))
+            .unwrap();
+        a.apply(&set(&["address", "city"], "Lyon"), A, Timestamp(3))
+            .unwrap();
+        assert!(a.field(&path(&["address"])).is_none());
+        a.apply(&set(&["address"], "gone"), A, Timestamp(4))
+            .unwrap();
+        assert!(a.field(&path(&["address", "city"])).is_none());
+        assert_eq!(a.to_json()["address"], json!("gone"));
+    }
+
+    #[test]
+    fn remove_takes_the_whole_subtree() {
+        let mut a = Record::from_json(
+            &json!({"address": {"city": "Lyon", "geo": {"lat": 45}}, "name": "Ada"}),
+            A,
+            Timestamp(1),
+        )
+        .unwrap();
+        a.apply(
+            &Op::Remove {
+                path: path(&["address"]),
+            },
+            A,
+            Timestamp(2),
+        )
+        .unwrap();
+        assert_eq!(a.to_json(), json!({"name": "Ada"}));
+    }
+
+    #[test]
+    fn sets_flags_and_counters_render_as_json() {
+        let mut a = Record::default();
+        let ops = [
+            Op::Add {
+                path: path(&["tags"]),
+                element: "vip".into(),
+            },
+            Op::Add {
+                path: path(&["tags"]),
+                element: "eu".into(),
+            },
+            Op::Add {
+                path: path(&["tags"]),
+                element: "gone".into(),
+            },
+            Op::Discard {
+                path: path(&["tags"]),
+                element: "gone".into(),
+            },
+            Op::Enable {
+                path: path(&["consent"]),
+            },
+            Op::Increment {
+                path: path(&["visits"]),
+                by: 5,
+            },
+            Op::Increment {
+                path: path(&["visits"]),
+                by: -2,
+            },
+        ];
+        a.apply_all(&ops, A, Timestamp(1)).unwrap();
+        assert_eq!(
+            a.to_json(),
+            json!({"tags": ["eu", "vip"], "consent": true, "visits": 3})
+        );
+        a.apply(
+            &Op::Disable {
+                path: path(&["consent"]),
+            },
+            A,
+            Timestamp(2),
+        )
+        .unwrap();
+        assert!(a.field(&path(&["consent"])).is_none());
+    }
+
+    #[test]
+    fn register_siblings_stay_visible() {
+        let mut a = lead();
+        let mut b = a.clone();
+        let from_a = a.apply(&set(&["stage"], "won"), A, Timestamp(9)).unwrap();
+        b.merge(
+            b.clone()
+                .apply(&set(&["stage"], "lost"), B, Timestamp(5))
+                .unwrap(),
+        );
+        b.merge(from_a);
+        let stage = b.field(&path(&["stage"])).unwrap();
+        let values: Vec<_> = stage
+            .register
+            .siblings()
+            .map(|(_, s)| s.value.clone())
+            .collect();
+        assert_eq!(values, vec![Atom::from("won"), Atom::from("lost")]);
+        assert_eq!(
+            b.to_json()["stage"],
+            json!("won"),
+            "highest timestamp wins the view"
+        );
+    }
+
+    #[test]
+    fn equal_timestamps_break_ties_by_replica_id() {
+        let mut a = lead();
+        let mut b = a.clone();
+        let from_a = a.apply(&set(&["stage"], "a"), A, Timestamp(7)).unwrap();
+        let from_b = b.apply(&set(&["stage"], "b"), B, Timestamp(7)).unwrap();
+        a.merge(from_b);
+        b.merge(from_a);
+        assert_eq!(a.to_json()["stage"], json!("b"));
+        assert_eq!(b.to_json()["stage"], json!("b"));
+    }
+
+    #[test]
+    fn bad_paths_are_refused() {
+        let mut a = Record::default();
+        assert_eq!(
+            FieldPath::new(["a", ""]).unwrap_err(),
+            PathError::EmptySegment("a.".into())
+        );
+        assert!(matches!(
+            FieldPath::new(Vec::<String>::new()),
+            Err(PathError::Empty)
+        ));
+        let deep = vec!["x"; crate::MAX_DEPTH + 1];
+        assert!(matches!(
+            FieldPath::new(deep),
+            Err(PathError::TooDeep { .. })
+        ));
+        // A decoded (unchecked) path is validated when used.
+        let decoded: FieldPath = crate::codec::decode(&crate::codec::encode(&vec![""; 1])).unwrap();
+        let err = a
+            .apply(&Op::Enable { path: decoded }, A, Timestamp(1))
+            .unwrap_err();
+        assert!(err.to_string().contains("empty name"));
+    }
+}
