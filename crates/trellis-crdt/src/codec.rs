@@ -33,14 +33,42 @@ pub const FORMAT_VERSION: u8 = 1;
 /// The largest input [`decode`] accepts: 64 MiB.
 pub const DEFAULT_DECODE_LIMIT: usize = 64 << 20;
 
-/// An absolute ceiling on what bincode may claim while decoding, whatever
-/// limit a caller passes.
-const HARD_LIMIT: usize = 1 << 30;
+/// The bincode configuration: little-endian, variable-length integers, and
+/// a cap of `LIMIT` bytes on what length prefixes may claim while decoding.
+type Encoding<const LIMIT: usize> = Configuration<LittleEndian, Varint, Limit<LIMIT>>;
 
-type Encoding = Configuration<LittleEndian, Varint, Limit<HARD_LIMIT>>;
+fn encoding<const LIMIT: usize>() -> Encoding<LIMIT> {
+    config::standard().with_limit::<LIMIT>()
+}
 
-fn encoding() -> Encoding {
-    config::standard().with_limit::<HARD_LIMIT>()
+/// Decodes `body` with bincode refusing length prefixes that claim more
+/// than `LIMIT` bytes in total, so a short hostile input cannot make it
+/// allocate a large buffer before finding out the bytes are not there.
+fn decode_claiming<T: DeserializeOwned, const LIMIT: usize>(
+    body: &[u8],
+) -> Result<(T, usize), bincode::error::DecodeError> {
+    bincode::serde::decode_from_slice(body, encoding::<LIMIT>())
+}
+
+/// Picks the smallest claim cap of at least four times the input (and
+/// 4 KiB): a legitimate encoding never claims more than its own length.
+fn decode_body<T: DeserializeOwned>(
+    body: &[u8],
+) -> Result<(T, usize), bincode::error::DecodeError> {
+    let len = body.len();
+    if len <= 1 << 10 {
+        decode_claiming::<T, { 4 << 10 }>(body)
+    } else if len <= 16 << 10 {
+        decode_claiming::<T, { 64 << 10 }>(body)
+    } else if len <= 256 << 10 {
+        decode_claiming::<T, { 1 << 20 }>(body)
+    } else if len <= 4 << 20 {
+        decode_claiming::<T, { 16 << 20 }>(body)
+    } else if len <= 64 << 20 {
+        decode_claiming::<T, { 256 << 20 }>(body)
+    } else {
+        decode_claiming::<T, { usize::MAX }>(body)
+    }
 }
 
 /// Why bytes could not be decoded.
@@ -95,7 +123,7 @@ pub fn encode_into_writer<T: Serialize + ?Sized, W: std::io::Write>(value: &T, w
     writer
         .write_all(&[FORMAT_VERSION])
         .expect("codec writers are in-memory and infallible");
-    bincode::serde::encode_into_std_write(value, writer, encoding())
+    bincode::serde::encode_into_std_write(value, writer, config::standard())
         .expect("serializing a trellis value into memory cannot fail");
 }
 
@@ -119,8 +147,12 @@ pub fn decode_with_limit<T: DeserializeOwned>(
     if version != FORMAT_VERSION {
         return Err(DecodeError::UnsupportedVersion { found: version });
     }
-    let (value, read) = bincode::serde::decode_from_slice(body, encoding())
-        .map_err(|err| DecodeError::Malformed(err.to_string()))?;
+    let (value, read) = decode_body(body).map_err(|err| match err {
+        bincode::error::DecodeError::LimitExceeded => DecodeError::Malformed(
+            "a length prefix claims far more bytes than the input holds".into(),
+        ),
+        other => DecodeError::Malformed(other.to_string()),
+    })?;
     match body.len() - read {
         0 => Ok(value),
         extra => Err(DecodeError::TrailingBytes { extra }),
@@ -172,5 +204,15 @@ mod tests {
             decode::<String>(&bytes),
             Err(DecodeError::Malformed(_))
         ));
+    }
+
+    #[test]
+    fn short_input_cannot_claim_a_large_buffer() {
+        // A string claiming 100 MB, followed by 3 bytes.
+        let mut bytes = vec![FORMAT_VERSION, 0xfc];
+        bytes.extend_from_slice(&100_000_000u32.to_le_bytes());
+        bytes.extend_from_slice(b"abc");
+        let err = decode::<String>(&bytes).unwrap_err();
+        assert!(err.to_string().contains("claims far more bytes"), "{err}");
     }
 }
