@@ -71,8 +71,11 @@ impl<S: DotStore> Lattice for Causal<S> {
 
 impl<'de, S: DotStore> Deserialize<'de> for Causal<S> {
     /// Decodes and repairs: any dot the store holds is added to the
-    /// context, so hostile bytes cannot produce a state that breaks the
-    /// join's laws.
+    /// context, so a decoded state is always well formed (its live dots
+    /// are among those it has seen). Decoding cannot check that a dot
+    /// means the same event everywhere: bytes that reuse another replica's
+    /// dot for different contents make merges disagree, as does a replica
+    /// that loses its state and writes again under the same id.
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         #[derive(Deserialize)]
         #[serde(bound = "S: DotStore")]

@@ -10,9 +10,10 @@
 //! [`Digest`](crate::Digest)s) on every platform.
 //!
 //! Decoding treats its input as hostile: the input length is checked
-//! against a limit before anything is read, every length prefix is
-//! checked against the bytes that remain, and malformed input returns a
-//! [`DecodeError`], never a panic.
+//! against a limit before anything is read, the length prefixes inside
+//! may claim at most about four times the input's size in total (so a
+//! short input cannot make the decoder allocate a large buffer), and
+//! malformed input returns a [`DecodeError`], never a panic.
 //!
 //! ```
 //! use trellis_crdt::codec;

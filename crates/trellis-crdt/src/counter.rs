@@ -27,8 +27,12 @@ pub struct GCounter {
 
 impl GCounter {
     /// Adds `by` on behalf of `replica` and returns the delta (the
-    /// replica's new total). Totals saturate at `u64::MAX`.
+    /// replica's new total). Totals saturate at `u64::MAX`. Adding zero
+    /// changes nothing and returns the empty delta.
     pub fn increment(&mut self, replica: ReplicaId, by: u64) -> GCounter {
+        if by == 0 {
+            return GCounter::default();
+        }
         let total = self.totals.entry(replica).or_insert(0);
         *total = total.saturating_add(by);
         GCounter {

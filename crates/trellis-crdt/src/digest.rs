@@ -21,6 +21,13 @@ impl Digest {
         Digest(*hasher.finalize().as_bytes())
     }
 
+    /// The digest of a value from its [`codec`] encoding, for callers that
+    /// already hold the bytes: `Digest::of_encoding(&codec::encode(v))`
+    /// equals `Digest::of(v)`.
+    pub fn of_encoding(encoded: &[u8]) -> Digest {
+        Digest(*blake3::hash(encoded).as_bytes())
+    }
+
     /// The digest's bytes.
     pub fn as_bytes(&self) -> &[u8; 32] {
         &self.0
@@ -41,5 +48,19 @@ impl fmt::Debug for Digest {
 impl fmt::Display for Digest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.to_hex())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn digest_of_encoding_matches_digest_of_value() {
+        let value = (1u8, "lead".to_string());
+        assert_eq!(
+            Digest::of(&value),
+            Digest::of_encoding(&codec::encode(&value))
+        );
     }
 }

@@ -14,8 +14,10 @@
 //! # Writing
 //! A JSON object written with [`Record::put_json`] replaces the record:
 //! each scalar or array becomes a register, each nested object a nested
-//! map. Empty nested objects leave nothing behind. Integers beyond the
-//! `i64` range are refused rather than rounded.
+//! map. Empty nested objects leave nothing behind. Integers above
+//! `i64::MAX` that JSON parsers read as unsigned 64-bit integers are
+//! refused rather than rounded; numbers of larger magnitude arrive from the
+//! JSON parser as floats already and are stored as floats.
 
 use serde_json::{Map, Number, Value};
 

@@ -8,7 +8,7 @@ use crate::Digest;
 ///
 /// Implementations guarantee that [`merge`](Lattice::merge) is idempotent,
 /// commutative and associative (the property tests in this crate check it,
-/// and [`testing::assert_lattice_laws`](crate) lets you check your own
+/// and `testing::assert_lattice_laws` (feature `proptest`) checks your own
 /// compositions). Deltas returned by mutators are themselves states, so the
 /// same `merge` takes in a full state or a delta: sending the full state is
 /// always correct, deltas are an optimisation.

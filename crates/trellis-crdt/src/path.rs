@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 
 /// The deepest nesting a record accepts.
 pub const MAX_DEPTH: usize = 32;
@@ -15,9 +15,21 @@ pub const MAX_DEPTH: usize = 32;
 /// field under its path exists. That keeps records flat (no recursion when
 /// decoding hostile bytes) while giving the semantics of an observed-remove
 /// map of maps.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(transparent)]
 pub struct FieldPath(Vec<String>);
+
+impl<'de> Deserialize<'de> for FieldPath {
+    /// Decodes and validates: a path that [`FieldPath::new`] would refuse
+    /// (empty, an empty name, deeper than [`MAX_DEPTH`]) is a decode error,
+    /// so hostile bytes cannot smuggle in a path nested deeply enough to
+    /// exhaust the stack when rendered.
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let path = FieldPath(Vec::deserialize(deserializer)?);
+        path.validate().map_err(serde::de::Error::custom)?;
+        Ok(path)
+    }
+}
 
 /// A field path that cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -52,8 +64,7 @@ impl FieldPath {
         Self::new([name])
     }
 
-    /// Checks the invariants [`FieldPath::new`] establishes (decoded paths
-    /// are not checked automatically).
+    /// Checks the invariants [`FieldPath::new`] establishes.
     pub fn validate(&self) -> Result<(), PathError> {
         if self.0.is_empty() {
             return Err(PathError::Empty);

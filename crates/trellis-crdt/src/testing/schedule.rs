@@ -67,7 +67,7 @@ pub fn schedule<O: Clone + Debug + 'static>(
                 .prop_map(|(from, to, pick)| Step::Delta { from, to, pick }),
             1 => (0..replicas, 0..replicas).prop_map(|(from, to)| Step::State { from, to }),
         ];
-        proptest::collection::vec(step, 1..40).prop_map(move |steps| Schedule { replicas, steps })
+        proptest::collection::vec(step, 1..=40).prop_map(move |steps| Schedule { replicas, steps })
     })
 }
 
