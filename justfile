@@ -15,7 +15,7 @@ bench:
 
 # Fuzz one target for a while (needs cargo-fuzz; see fuzz/README.md).
 fuzz target="decode_merge" seconds="60":
-    cd fuzz && cargo fuzz run {{target}} -- -max_total_time={{seconds}}
+    cd fuzz && cargo fuzz run --sanitizer none {{target}} -- -max_total_time={{seconds}}
 
 # API documentation for every crate.
 doc:

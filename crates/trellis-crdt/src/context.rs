@@ -40,9 +40,11 @@ impl CausalContext {
 
     /// Whether `dot` has been observed.
     pub fn contains(&self, dot: &Dot) -> bool {
-        self.vector
-            .get(&dot.replica)
-            .is_some_and(|&seen| dot.counter <= seen)
+        dot.counter > 0
+            && self
+                .vector
+                .get(&dot.replica)
+                .is_some_and(|&seen| dot.counter <= seen)
             || self.cloud.contains(dot)
     }
 
@@ -74,7 +76,7 @@ impl CausalContext {
             return;
         }
         let seen = self.vector.entry(dot.replica).or_insert(0);
-        if dot.counter == *seen + 1 {
+        if dot.counter == seen.saturating_add(1) {
             *seen += 1;
             self.absorb_cloud(dot.replica);
         } else {
@@ -132,7 +134,9 @@ impl CausalContext {
         let mut remaining = BTreeSet::new();
         for dot in std::mem::take(&mut self.cloud) {
             match self.vector.entry(dot.replica) {
-                btree_map::Entry::Occupied(mut seen) if dot.counter <= *seen.get() + 1 => {
+                btree_map::Entry::Occupied(mut seen)
+                    if dot.counter <= seen.get().saturating_add(1) =>
+                {
                     let extended = (*seen.get()).max(dot.counter);
                     seen.insert(extended);
                 }
@@ -153,15 +157,16 @@ impl CausalContext {
         let Some(seen) = self.vector.get_mut(&replica) else {
             return;
         };
-        while self.cloud.remove(&Dot::new(replica, *seen + 1)) {
+        while *seen < u64::MAX && self.cloud.remove(&Dot::new(replica, *seen + 1)) {
             *seen += 1;
         }
     }
 }
 
 impl<'de> Deserialize<'de> for CausalContext {
-    /// Decodes and re-canonicalises: hostile or stale encodings (zero
-    /// counters, cloud dots the vector covers) are folded, never trusted.
+    /// Decodes and re-canonicalises: stale encodings (zero entries, cloud
+    /// dots the vector covers) are folded, and counters beyond
+    /// [`MAX_COUNTER`](crate::MAX_COUNTER) are refused.
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         #[derive(Deserialize)]
         struct Raw {
@@ -169,13 +174,14 @@ impl<'de> Deserialize<'de> for CausalContext {
             cloud: BTreeSet<Dot>,
         }
         let raw = Raw::deserialize(deserializer)?;
+        for &seen in raw.vector.values() {
+            if seen != 0 {
+                crate::replica::valid_counter::<D::Error>(seen)?;
+            }
+        }
         let mut context = CausalContext {
             vector: raw.vector,
-            cloud: raw
-                .cloud
-                .into_iter()
-                .filter(|dot| dot.counter > 0)
-                .collect(),
+            cloud: raw.cloud,
         };
         context.compact();
         Ok(context)

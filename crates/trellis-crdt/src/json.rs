@@ -233,6 +233,14 @@ mod tests {
     }
 
     #[test]
+    fn floats_inside_arrays_render_exactly() {
+        let doc: Value =
+            serde_json::from_str(r#"{"x":[-92200018167125091503973377, 1.8461112500000002e-154]}"#)
+                .unwrap();
+        assert_eq!(record(doc.clone()).unwrap().to_json(), doc);
+    }
+
+    #[test]
     fn arrays_are_stored_as_canonical_json() {
         let a = record(json!({"l": [{"b": 1, "a": 2}]})).unwrap();
         let field = a.field(&FieldPath::top("l").unwrap()).unwrap();

@@ -81,6 +81,6 @@ pub use map::OrMap;
 pub use path::{FieldPath, PathError, MAX_DEPTH};
 pub use record::{Fields, Op, Record, RecordError};
 pub use register::{MvReg, Stamped};
-pub use replica::{Dot, ReplicaId};
+pub use replica::{Dot, ReplicaId, MAX_COUNTER};
 pub use reset_counter::{ResetCounter, Totals};
 pub use set::AwSet;
