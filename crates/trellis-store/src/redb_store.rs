@@ -1,0 +1,301 @@
+//! `RedbStore`: the durable store, one redb file per node.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{self, Sender};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use redb::{Database, ReadableDatabase};
+use tokio::sync::watch;
+use trellis_crdt::{HybridClock, Record, ReplicaId, Timestamp};
+
+use crate::committer::{self, Message};
+use crate::index::{Bucket, Fingerprint, IndexEntry, KeyRange};
+use crate::indexes::Indexes;
+use crate::reader;
+use crate::redb_tables::{RedbRead, RedbWrite};
+use crate::request::Request;
+use crate::stats::Counters;
+use crate::tables::{meta, meta_u64, ReadTables, WriteTables, FORMAT_VERSION};
+use crate::writer::Writer;
+use crate::{
+    Applied, Change, CollectionInfo, Merged, Mutation, Origin, Page, Pending, Scan, Store,
+    StoreConfig, StoreError, StoreStats,
+};
+
+/// What the committer thread and readers share.
+pub(crate) struct Shared {
+    pub db: Database,
+    pub indexes: Indexes,
+    pub counters: Counters,
+    pub clock: AtomicU64,
+    pub seq: watch::Sender<u64>,
+}
+
+/// The durable store: records, indexes and change feed in one redb file,
+/// written through a group-commit thread.
+///
+/// ```
+/// use trellis_crdt::ReplicaId;
+/// use trellis_store::{Mutation, RedbStore, Store, StoreConfig};
+///
+/// let dir = std::env::temp_dir().join(format!("trellis-doc-{}", std::process::id()));
+/// std::fs::create_dir_all(&dir)?;
+/// let store = RedbStore::open(dir.join("data.redb"), ReplicaId(7), StoreConfig::default())?;
+/// let applied = store
+///     .apply("leads", "lead-1", Mutation::Put(serde_json::json!({"name": "Ada"})))
+///     .wait()?; // returns once the write is on disk
+/// assert_eq!(applied.seq, 1);
+/// assert_eq!(store.get("leads", "lead-1")?.unwrap().to_json()["name"], "Ada");
+/// # drop(store);
+/// # std::fs::remove_dir_all(&dir)?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct RedbStore {
+    shared: Arc<Shared>,
+    replica: ReplicaId,
+    path: PathBuf,
+    inbox: Mutex<Sender<Message>>,
+    committer: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl RedbStore {
+    /// Opens the store in `path`, creating it for `replica` if it does not
+    /// exist. Reopening with a different replica id is refused: a data
+    /// file belongs to one replica.
+    ///
+    /// Opening verifies each collection's reconciliation index against its
+    /// stored checksum and rebuilds it from the records if they disagree.
+    pub fn open(
+        path: impl AsRef<Path>,
+        replica: ReplicaId,
+        config: StoreConfig,
+    ) -> Result<Self, StoreError> {
+        let path = path.as_ref().to_path_buf();
+        let unusable = |reason: String| StoreError::Unusable {
+            path: path.display().to_string(),
+            reason,
+        };
+        let db = Database::create(&path).map_err(|err| match err {
+            redb::DatabaseError::DatabaseAlreadyOpen => {
+                unusable("another process has it open; stop that trellis node first".into())
+            }
+            other => unusable(other.to_string()),
+        })?;
+
+        let txn = db.begin_write()?;
+        let (writer, indexes, rebuilt) = {
+            let mut tables = RedbWrite::new(&txn);
+            match meta_u64(&tables, meta::FORMAT)? {
+                None => {
+                    tables.put_meta(meta::FORMAT, &FORMAT_VERSION.to_le_bytes())?;
+                    tables.put_meta(meta::REPLICA_ID, &replica.0.to_le_bytes())?;
+                }
+                Some(FORMAT_VERSION) => {}
+                Some(other) => {
+                    return Err(unusable(format!(
+                        "data format {other} is not the format {FORMAT_VERSION} this build reads"
+                    )))
+                }
+            }
+            let stored = meta_u64(&tables, meta::REPLICA_ID)?.map(ReplicaId);
+            if stored != Some(replica) {
+                return Err(unusable(format!(
+                    "it belongs to replica {}, not {replica}; point this node at its own data directory",
+                    stored.map_or_else(|| "unknown".to_owned(), |id| id.to_string())
+                )));
+            }
+            let (indexes, loaded) = Indexes::load(&mut tables)?;
+            let writer = writer_from(&tables, replica, &config, loaded.totals, loaded.live)?;
+            (writer, indexes, (loaded.rebuilt, loaded.corrupt))
+        };
+        txn.commit()?;
+
+        let shared = Arc::new(Shared {
+            db,
+            indexes,
+            counters: Counters::default(),
+            clock: AtomicU64::new(writer.clock.last().0),
+            seq: watch::Sender::new(writer.last_seq),
+        });
+        shared.counters.rebuilt(rebuilt.0);
+        shared.counters.corrupt(rebuilt.1);
+        let (inbox, receiver) = mpsc::channel();
+        let committer = {
+            let shared = Arc::clone(&shared);
+            let (durability, max_batch) = (config.durability, config.max_batch.max(1));
+            std::thread::Builder::new()
+                .name("trellis-commit".into())
+                .spawn(move || committer::run(shared, writer, receiver, durability, max_batch))
+                .map_err(|err| {
+                    StoreError::Engine(format!("cannot start the commit thread: {err}"))
+                })?
+        };
+        Ok(RedbStore {
+            shared,
+            replica,
+            path,
+            inbox: Mutex::new(inbox),
+            committer: Mutex::new(Some(committer)),
+        })
+    }
+
+    /// The data file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Commits what is pending, forces it to disk, and stops the commit
+    /// thread. Writes submitted afterwards fail with [`StoreError::Closed`].
+    /// Dropping the store does the same.
+    pub fn close(&self) {
+        let _ = self.inbox().send(Message::Shutdown);
+        let handle = self
+            .committer
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .take();
+        if let Some(handle) = handle {
+            let _ = handle.join();
+        }
+    }
+
+    fn inbox(&self) -> Sender<Message> {
+        self.inbox
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
+    fn submit(&self, request: Request) {
+        // If the committer is gone, the request (and its completion) is
+        // dropped, and the caller's Pending resolves to Closed.
+        let _ = self.inbox().send(Message::Write(request));
+    }
+
+    fn read(&self) -> Result<RedbRead, StoreError> {
+        Ok(RedbRead::new(self.shared.db.begin_read()?))
+    }
+
+    /// Asks the committer to quarantine a record a reader found corrupt.
+    fn report_corrupt(&self, err: &StoreError) {
+        if let StoreError::Corrupt {
+            collection, key, ..
+        } = err
+        {
+            self.submit(Request::Recheck {
+                collection: collection.clone(),
+                key: key.clone(),
+            });
+        }
+    }
+}
+
+/// The writer's state as persisted.
+pub(crate) fn writer_from(
+    tables: &impl ReadTables,
+    replica: ReplicaId,
+    config: &StoreConfig,
+    totals: std::collections::BTreeMap<String, Fingerprint>,
+    live: std::collections::BTreeMap<String, u64>,
+) -> Result<Writer, StoreError> {
+    let high_water = Timestamp(meta_u64(tables, meta::CLOCK)?.unwrap_or(0));
+    let clock = HybridClock::new(config.max_clock_skew).resume_after(high_water);
+    let last_seq = meta_u64(tables, meta::LAST_SEQ)?.unwrap_or(0);
+    let floor = meta_u64(tables, meta::FEED_FLOOR)?.unwrap_or(0);
+    let mut writer = Writer::new(replica, clock, last_seq, floor, config);
+    writer.totals = totals;
+    writer.live = live;
+    Ok(writer)
+}
+
+impl Drop for RedbStore {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+impl Store for RedbStore {
+    fn replica_id(&self) -> ReplicaId {
+        self.replica
+    }
+
+    fn clock_high_water(&self) -> Timestamp {
+        Timestamp(self.shared.clock.load(Ordering::Acquire))
+    }
+
+    fn apply(&self, collection: &str, key: &str, mutation: Mutation) -> Pending<Applied> {
+        let (done, pending) = Pending::channel();
+        self.submit(Request::Apply {
+            collection: collection.to_owned(),
+            key: key.to_owned(),
+            mutation,
+            done,
+        });
+        pending
+    }
+
+    fn merge(&self, collection: &str, key: &str, state: Record, origin: Origin) -> Pending<Merged> {
+        let (done, pending) = Pending::channel();
+        self.submit(Request::Merge {
+            collection: collection.to_owned(),
+            key: key.to_owned(),
+            state,
+            origin,
+            done,
+        });
+        pending
+    }
+
+    fn get(&self, collection: &str, key: &str) -> Result<Option<Record>, StoreError> {
+        reader::get(&self.read()?, collection, key).inspect_err(|err| self.report_corrupt(err))
+    }
+
+    fn scan(&self, collection: &str, scan: &Scan) -> Result<Page, StoreError> {
+        reader::scan(&self.read()?, collection, scan, |err| {
+            self.report_corrupt(&err)
+        })
+    }
+
+    fn collections(&self) -> Result<Vec<CollectionInfo>, StoreError> {
+        reader::collections(&self.read()?, &self.shared.indexes)
+    }
+
+    fn changes_since(&self, after: u64, limit: usize) -> Result<Vec<Change>, StoreError> {
+        reader::changes_since(&self.read()?, after, limit)
+    }
+
+    fn last_seq(&self) -> u64 {
+        *self.shared.seq.borrow()
+    }
+
+    fn watch_seq(&self) -> watch::Receiver<u64> {
+        self.shared.seq.subscribe()
+    }
+
+    fn fingerprint(&self, collection: &str, range: &KeyRange) -> Fingerprint {
+        self.shared.indexes.fingerprint(collection, range)
+    }
+
+    fn split(&self, collection: &str, range: &KeyRange, k: usize) -> Vec<Bucket> {
+        self.shared.indexes.split(collection, range, k)
+    }
+
+    fn index_entries(
+        &self,
+        collection: &str,
+        range: &KeyRange,
+        limit: usize,
+    ) -> Vec<(String, IndexEntry)> {
+        self.shared.indexes.entries(collection, range, limit)
+    }
+
+    fn stats(&self) -> StoreStats {
+        let quarantined = self
+            .read()
+            .and_then(|tables| tables.quarantined_count())
+            .unwrap_or(0);
+        self.shared.counters.snapshot(quarantined)
+    }
+}

@@ -1,0 +1,424 @@
+//! The tables in a redb database, and [`ReadTables`]/[`WriteTables`] over
+//! its transactions.
+//!
+//! | table | key | value |
+//! |---|---|---|
+//! | `records/{collection}` | record key | codec-encoded `Record` |
+//! | `index/{collection}` | record key | 32-byte digest, 8-byte timestamp |
+//! | `changes` | sequence number | codec-encoded `Change` |
+//! | `quarantine` | `{collection}/{key}` | the undecodable bytes |
+//! | `meta` | name | value (see `tables::meta`) |
+
+use std::collections::HashMap;
+
+use redb::{
+    ReadOnlyTable, ReadTransaction, ReadableTable, Table, TableDefinition, TableError, TableHandle,
+    WriteTransaction,
+};
+
+use crate::index::IndexEntry;
+use crate::tables::{decode_index_entry, encode_index_entry, ReadTables, WriteTables};
+use crate::StoreError;
+
+type Bytes = TableDefinition<'static, &'static str, &'static [u8]>;
+
+const CHANGES: TableDefinition<'static, u64, &'static [u8]> = TableDefinition::new("changes");
+const QUARANTINE: Bytes = TableDefinition::new("quarantine");
+const META: Bytes = TableDefinition::new("meta");
+const RECORDS_PREFIX: &str = "records/";
+const INDEX_PREFIX: &str = "index/";
+
+fn records_table(collection: &str) -> String {
+    format!("{RECORDS_PREFIX}{collection}")
+}
+
+fn index_table(collection: &str) -> String {
+    format!("{INDEX_PREFIX}{collection}")
+}
+
+fn quarantine_key(collection: &str, key: &str) -> String {
+    format!("{collection}/{key}")
+}
+
+fn definition(name: &str) -> TableDefinition<'_, &'static str, &'static [u8]> {
+    TableDefinition::new(name)
+}
+
+/// Reads through a redb read transaction.
+pub(crate) struct RedbRead {
+    txn: ReadTransaction,
+}
+
+impl RedbRead {
+    pub fn new(txn: ReadTransaction) -> Self {
+        RedbRead { txn }
+    }
+
+    /// Opens a table that may not exist yet.
+    fn bytes_table(
+        &self,
+        name: &str,
+    ) -> Result<Option<ReadOnlyTable<&'static str, &'static [u8]>>, StoreError> {
+        match self.txn.open_table(definition(name)) {
+            Ok(table) => Ok(Some(table)),
+            Err(TableError::TableDoesNotExist(_)) => Ok(None),
+            Err(err) => Err(err.into()),
+        }
+    }
+}
+
+/// Reads and writes through a redb write transaction, keeping tables open
+/// for the length of the batch.
+pub(crate) struct RedbWrite<'txn> {
+    txn: &'txn WriteTransaction,
+    open: HashMap<String, Table<'txn, &'static str, &'static [u8]>>,
+    changes: Option<Table<'txn, u64, &'static [u8]>>,
+}
+
+impl<'txn> RedbWrite<'txn> {
+    pub fn new(txn: &'txn WriteTransaction) -> Self {
+        RedbWrite {
+            txn,
+            open: HashMap::new(),
+            changes: None,
+        }
+    }
+
+    fn table(
+        &mut self,
+        name: String,
+    ) -> Result<&mut Table<'txn, &'static str, &'static [u8]>, StoreError> {
+        use std::collections::hash_map::Entry;
+        match self.open.entry(name) {
+            Entry::Occupied(slot) => Ok(slot.into_mut()),
+            Entry::Vacant(slot) => {
+                let table = self
+                    .txn
+                    .open_table(TableDefinition::new(slot.key().as_str()))?;
+                Ok(slot.insert(table))
+            }
+        }
+    }
+
+    fn changes(&mut self) -> Result<&mut Table<'txn, u64, &'static [u8]>, StoreError> {
+        if self.changes.is_none() {
+            self.changes = Some(self.txn.open_table(CHANGES)?);
+        }
+        self.changes.as_mut().ok_or(StoreError::Closed)
+    }
+
+    /// Runs `read` over a table that may be open in this batch or not
+    /// exist yet (`None`).
+    fn with_table<T>(
+        &self,
+        name: &str,
+        read: impl FnOnce(&dyn ReadableBytes) -> Result<T, StoreError>,
+    ) -> Result<Option<T>, StoreError> {
+        if let Some(table) = self.open.get(name) {
+            return read(table).map(Some);
+        }
+        match self.txn.open_table(definition(name)) {
+            Ok(table) => read(&table).map(Some),
+            Err(TableError::TableDoesNotExist(_)) => Ok(None),
+            Err(err) => Err(err.into()),
+        }
+    }
+}
+
+/// The reads both transaction kinds share, over a string-keyed table.
+trait ReadableBytes {
+    fn get_bytes(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    fn entries_from(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, Vec<u8>)>, StoreError>;
+    fn count(&self) -> Result<u64, StoreError>;
+}
+
+impl<T: ReadableTable<&'static str, &'static [u8]>> ReadableBytes for T {
+    fn get_bytes(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.get(key)?.map(|value| value.value().to_vec()))
+    }
+
+    fn entries_from(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        let start = match after {
+            Some(after) if after >= prefix => after,
+            _ => prefix,
+        };
+        let mut out = Vec::new();
+        for entry in self.range(start..)? {
+            let (key, value) = entry?;
+            let key = key.value();
+            if Some(key) == after {
+                continue;
+            }
+            if !key.starts_with(prefix) || out.len() >= limit {
+                break;
+            }
+            out.push((key.to_owned(), value.value().to_vec()));
+        }
+        Ok(out)
+    }
+
+    fn count(&self) -> Result<u64, StoreError> {
+        Ok(self.len()?)
+    }
+}
+
+/// The table-independent parts of [`ReadTables`], written once for both
+/// transaction kinds.
+trait TableSource {
+    fn with_bytes<T>(
+        &self,
+        name: &str,
+        read: impl FnOnce(&dyn ReadableBytes) -> Result<T, StoreError>,
+    ) -> Result<Option<T>, StoreError>;
+
+    fn changes_after(&self, after: u64, limit: usize) -> Result<Vec<Vec<u8>>, StoreError>;
+
+    fn table_names(&self) -> Result<Vec<String>, StoreError>;
+}
+
+impl TableSource for RedbRead {
+    fn with_bytes<T>(
+        &self,
+        name: &str,
+        read: impl FnOnce(&dyn ReadableBytes) -> Result<T, StoreError>,
+    ) -> Result<Option<T>, StoreError> {
+        match self.bytes_table(name)? {
+            Some(table) => read(&table).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn changes_after(&self, after: u64, limit: usize) -> Result<Vec<Vec<u8>>, StoreError> {
+        let table = match self.txn.open_table(CHANGES) {
+            Ok(table) => table,
+            Err(TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+            Err(err) => return Err(err.into()),
+        };
+        collect_changes(&table, after, limit)
+    }
+
+    fn table_names(&self) -> Result<Vec<String>, StoreError> {
+        Ok(self
+            .txn
+            .list_tables()?
+            .map(|handle| handle.name().to_owned())
+            .collect())
+    }
+}
+
+impl TableSource for RedbWrite<'_> {
+    fn with_bytes<T>(
+        &self,
+        name: &str,
+        read: impl FnOnce(&dyn ReadableBytes) -> Result<T, StoreError>,
+    ) -> Result<Option<T>, StoreError> {
+        self.with_table(name, read)
+    }
+
+    fn changes_after(&self, after: u64, limit: usize) -> Result<Vec<Vec<u8>>, StoreError> {
+        match &self.changes {
+            Some(table) => collect_changes(table, after, limit),
+            None => match self.txn.open_table(CHANGES) {
+                Ok(table) => collect_changes(&table, after, limit),
+                Err(err) => Err(err.into()),
+            },
+        }
+    }
+
+    fn table_names(&self) -> Result<Vec<String>, StoreError> {
+        Ok(self
+            .txn
+            .list_tables()?
+            .map(|handle| handle.name().to_owned())
+            .collect())
+    }
+}
+
+fn collect_changes(
+    table: &impl ReadableTable<u64, &'static [u8]>,
+    after: u64,
+    limit: usize,
+) -> Result<Vec<Vec<u8>>, StoreError> {
+    let mut out = Vec::new();
+    for entry in table.range(after.saturating_add(1)..)? {
+        if out.len() >= limit {
+            break;
+        }
+        let (_, value) = entry?;
+        out.push(value.value().to_vec());
+    }
+    Ok(out)
+}
+
+impl<S: TableSource> ReadTables for S {
+    fn record(&self, collection: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self
+            .with_bytes(&records_table(collection), |table| table.get_bytes(key))?
+            .flatten())
+    }
+
+    fn records_after(
+        &self,
+        collection: &str,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        Ok(self
+            .with_bytes(&records_table(collection), |table| {
+                table.entries_from(prefix, after, limit)
+            })?
+            .unwrap_or_default())
+    }
+
+    fn all_records(&self, collection: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        self.records_after(collection, "", None, usize::MAX)
+    }
+
+    fn record_count(&self, collection: &str) -> Result<u64, StoreError> {
+        Ok(self
+            .with_bytes(&records_table(collection), |table| table.count())?
+            .unwrap_or(0))
+    }
+
+    fn index_entry(&self, collection: &str, key: &str) -> Result<Option<IndexEntry>, StoreError> {
+        Ok(self
+            .with_bytes(&index_table(collection), |table| table.get_bytes(key))?
+            .flatten()
+            .and_then(|bytes| decode_index_entry(&bytes)))
+    }
+
+    fn all_index_entries(
+        &self,
+        collection: &str,
+    ) -> Result<Option<Vec<(String, IndexEntry)>>, StoreError> {
+        let rows = self
+            .with_bytes(&index_table(collection), |table| {
+                table.entries_from("", None, usize::MAX)
+            })?
+            .unwrap_or_default();
+        Ok(rows
+            .into_iter()
+            .map(|(key, bytes)| decode_index_entry(&bytes).map(|entry| (key, entry)))
+            .collect())
+    }
+
+    fn is_quarantined(&self, collection: &str, key: &str) -> Result<bool, StoreError> {
+        let name = QUARANTINE.name().to_owned();
+        Ok(self
+            .with_bytes(&name, |table| {
+                table.get_bytes(&quarantine_key(collection, key))
+            })?
+            .flatten()
+            .is_some())
+    }
+
+    fn quarantined_count(&self) -> Result<u64, StoreError> {
+        let name = QUARANTINE.name().to_owned();
+        Ok(self.with_bytes(&name, |table| table.count())?.unwrap_or(0))
+    }
+
+    fn changes_after(&self, after: u64, limit: usize) -> Result<Vec<Vec<u8>>, StoreError> {
+        TableSource::changes_after(self, after, limit)
+    }
+
+    fn collections(&self) -> Result<Vec<String>, StoreError> {
+        let mut names: Vec<String> = self
+            .table_names()?
+            .into_iter()
+            .filter_map(|name| name.strip_prefix(RECORDS_PREFIX).map(str::to_owned))
+            .collect();
+        names.sort();
+        Ok(names)
+    }
+
+    fn meta(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let table = META.name().to_owned();
+        Ok(self
+            .with_bytes(&table, |meta| meta.get_bytes(name))?
+            .flatten())
+    }
+}
+
+impl WriteTables for RedbWrite<'_> {
+    fn put_record(&mut self, collection: &str, key: &str, bytes: &[u8]) -> Result<(), StoreError> {
+        self.table(records_table(collection))?.insert(key, bytes)?;
+        Ok(())
+    }
+
+    fn remove_record(&mut self, collection: &str, key: &str) -> Result<(), StoreError> {
+        self.table(records_table(collection))?.remove(key)?;
+        Ok(())
+    }
+
+    fn put_index_entry(
+        &mut self,
+        collection: &str,
+        key: &str,
+        entry: &IndexEntry,
+    ) -> Result<(), StoreError> {
+        self.table(index_table(collection))?
+            .insert(key, encode_index_entry(entry).as_slice())?;
+        Ok(())
+    }
+
+    fn remove_index_entry(&mut self, collection: &str, key: &str) -> Result<(), StoreError> {
+        self.table(index_table(collection))?.remove(key)?;
+        Ok(())
+    }
+
+    fn replace_index(
+        &mut self,
+        collection: &str,
+        entries: &[(String, IndexEntry)],
+    ) -> Result<(), StoreError> {
+        let name = index_table(collection);
+        self.open.remove(&name);
+        self.txn.delete_table(definition(&name))?;
+        let table = self.table(name)?;
+        for (key, entry) in entries {
+            table.insert(key.as_str(), encode_index_entry(entry).as_slice())?;
+        }
+        Ok(())
+    }
+
+    fn quarantine(&mut self, collection: &str, key: &str, bytes: &[u8]) -> Result<(), StoreError> {
+        let name = QUARANTINE.name().to_owned();
+        self.table(name)?
+            .insert(quarantine_key(collection, key).as_str(), bytes)?;
+        Ok(())
+    }
+
+    fn release(&mut self, collection: &str, key: &str) -> Result<(), StoreError> {
+        let name = QUARANTINE.name().to_owned();
+        self.table(name)?
+            .remove(quarantine_key(collection, key).as_str())?;
+        Ok(())
+    }
+
+    fn append_change(&mut self, seq: u64, bytes: &[u8]) -> Result<(), StoreError> {
+        self.changes()?.insert(seq, bytes)?;
+        Ok(())
+    }
+
+    fn trim_changes(&mut self, through: u64) -> Result<(), StoreError> {
+        self.changes()?.retain_in(..=through, |_, _| false)?;
+        Ok(())
+    }
+
+    fn put_meta(&mut self, name: &str, value: &[u8]) -> Result<(), StoreError> {
+        let table = META.name().to_owned();
+        self.table(table)?.insert(name, value)?;
+        Ok(())
+    }
+}
