@@ -112,10 +112,13 @@ fn commit_batch(shared: &Shared, writer: &mut Writer, batch: Vec<Request>, durab
     })();
     match committed {
         Ok(()) => {
-            shared.counters.batch(effects.writes, effects.corrupt);
-            shared.indexes.apply(effects.index);
+            shared
+                .common
+                .counters
+                .batch(effects.writes, effects.corrupt);
+            shared.common.indexes.apply(effects.index);
             shared.clock.store(writer.clock.last().0, Ordering::Release);
-            shared.seq.send_replace(writer.last_seq);
+            shared.common.seq.send_replace(writer.last_seq);
             for outcome in outcomes {
                 outcome.deliver(None);
             }

@@ -38,6 +38,7 @@
 
 mod committer;
 mod config;
+mod engine;
 mod error;
 pub mod index;
 mod indexes;

@@ -2,21 +2,15 @@
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use tokio::sync::watch;
-use trellis_crdt::{wall_clock_millis, HybridClock, Record, ReplicaId, Timestamp};
+use trellis_crdt::{wall_clock_millis, HybridClock, ReplicaId, Timestamp};
 
-use crate::index::{Bucket, Fingerprint, IndexEntry, KeyRange};
+use crate::engine::{sealed::Engine, Common};
 use crate::indexes::Indexes;
 use crate::mem_tables::MemTables;
-use crate::reader;
 use crate::request::Request;
-use crate::stats::Counters;
 use crate::tables::ReadTables;
 use crate::writer::{Effects, Writer};
-use crate::{
-    Applied, Change, CollectionInfo, Merged, Mutation, Origin, Page, Pending, Scan, Store,
-    StoreConfig, StoreError, StoreStats,
-};
+use crate::{StoreConfig, StoreError};
 
 /// A source of wall-clock milliseconds.
 pub type WallClock = Arc<dyn Fn() -> u64 + Send + Sync>;
@@ -38,10 +32,7 @@ pub type WallClock = Arc<dyn Fn() -> u64 + Send + Sync>;
 /// ```
 pub struct MemStore {
     state: Mutex<MemState>,
-    indexes: Indexes,
-    counters: Counters,
-    replica: ReplicaId,
-    seq: watch::Sender<u64>,
+    common: Common,
     wall: WallClock,
 }
 
@@ -58,15 +49,14 @@ impl MemStore {
 
     /// An empty store whose hybrid clock reads wall time from `wall`.
     pub fn with_wall_clock(replica: ReplicaId, config: StoreConfig, wall: WallClock) -> Self {
-        let tables = MemTables::default();
         let clock = HybridClock::new(config.max_clock_skew);
         let writer = Writer::new(replica, clock, 0, 0, &config);
         MemStore {
-            state: Mutex::new(MemState { tables, writer }),
-            indexes: Indexes::default(),
-            counters: Counters::default(),
-            replica,
-            seq: watch::Sender::new(0),
+            state: Mutex::new(MemState {
+                tables: MemTables::default(),
+                writer,
+            }),
+            common: Common::new(replica, Indexes::default(), 0),
             wall,
         }
     }
@@ -77,32 +67,6 @@ impl MemStore {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Runs one request as a batch of its own.
-    fn run(&self, request: Request) {
-        let mut state = self.lock();
-        let MemState { tables, writer } = &mut *state;
-        let mut effects = Effects::default();
-        let outcome = request.run(writer, tables, (self.wall)(), &mut effects);
-        let finished = writer.finish(tables);
-        self.counters.batch(effects.writes, effects.corrupt);
-        self.indexes.apply(effects.index);
-        self.seq.send_replace(writer.last_seq);
-        drop(state);
-        outcome.deliver(finished.err().as_ref());
-    }
-
-    fn report_corrupt(&self, err: &StoreError) {
-        if let StoreError::Corrupt {
-            collection, key, ..
-        } = err
-        {
-            self.run(Request::Recheck {
-                collection: collection.clone(),
-                key: key.clone(),
-            });
-        }
-    }
-
     /// Overwrites a record's stored bytes, for tests of corruption handling.
     #[cfg(test)]
     pub(crate) fn corrupt_record(&self, collection: &str, key: &str, bytes: Vec<u8>) {
@@ -110,94 +74,43 @@ impl MemStore {
     }
 }
 
-impl Store for MemStore {
-    fn replica_id(&self) -> ReplicaId {
-        self.replica
+// Crate-internal signatures of a sealed trait; see `engine::sealed`.
+#[allow(private_interfaces, private_bounds)]
+impl Engine for MemStore {
+    fn common(&self) -> &Common {
+        &self.common
+    }
+
+    /// Runs the request at once, as a batch of its own.
+    fn submit(&self, request: Request) {
+        let mut state = self.lock();
+        let MemState { tables, writer } = &mut *state;
+        let mut effects = Effects::default();
+        let outcome = request.run(writer, tables, (self.wall)(), &mut effects);
+        let finished = writer.finish(tables);
+        self.common.counters.batch(effects.writes, effects.corrupt);
+        self.common.indexes.apply(effects.index);
+        self.common.seq.send_replace(writer.last_seq);
+        drop(state);
+        outcome.deliver(finished.err().as_ref());
+    }
+
+    fn read<T>(
+        &self,
+        read: impl FnOnce(&dyn ReadTables) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        read(&self.lock().tables)
     }
 
     fn clock_high_water(&self) -> Timestamp {
         self.lock().writer.clock.last()
-    }
-
-    fn apply(&self, collection: &str, key: &str, mutation: Mutation) -> Pending<Applied> {
-        let (done, pending) = Pending::channel();
-        self.run(Request::Apply {
-            collection: collection.to_owned(),
-            key: key.to_owned(),
-            mutation,
-            done,
-        });
-        pending
-    }
-
-    fn merge(&self, collection: &str, key: &str, state: Record, origin: Origin) -> Pending<Merged> {
-        let (done, pending) = Pending::channel();
-        self.run(Request::Merge {
-            collection: collection.to_owned(),
-            key: key.to_owned(),
-            state,
-            origin,
-            done,
-        });
-        pending
-    }
-
-    fn get(&self, collection: &str, key: &str) -> Result<Option<Record>, StoreError> {
-        let found = reader::get(&self.lock().tables, collection, key);
-        found.inspect_err(|err| self.report_corrupt(err))
-    }
-
-    fn scan(&self, collection: &str, scan: &Scan) -> Result<Page, StoreError> {
-        let mut corrupt = Vec::new();
-        let page = reader::scan(&self.lock().tables, collection, scan, |err| {
-            corrupt.push(err)
-        });
-        corrupt.iter().for_each(|err| self.report_corrupt(err));
-        page
-    }
-
-    fn collections(&self) -> Result<Vec<CollectionInfo>, StoreError> {
-        reader::collections(&self.lock().tables, &self.indexes)
-    }
-
-    fn changes_since(&self, after: u64, limit: usize) -> Result<Vec<Change>, StoreError> {
-        reader::changes_since(&self.lock().tables, after, limit)
-    }
-
-    fn last_seq(&self) -> u64 {
-        *self.seq.borrow()
-    }
-
-    fn watch_seq(&self) -> watch::Receiver<u64> {
-        self.seq.subscribe()
-    }
-
-    fn fingerprint(&self, collection: &str, range: &KeyRange) -> Fingerprint {
-        self.indexes.fingerprint(collection, range)
-    }
-
-    fn split(&self, collection: &str, range: &KeyRange, k: usize) -> Vec<Bucket> {
-        self.indexes.split(collection, range, k)
-    }
-
-    fn index_entries(
-        &self,
-        collection: &str,
-        range: &KeyRange,
-        limit: usize,
-    ) -> Vec<(String, IndexEntry)> {
-        self.indexes.entries(collection, range, limit)
-    }
-
-    fn stats(&self) -> StoreStats {
-        let quarantined = self.lock().tables.quarantined_count().unwrap_or(0);
-        self.counters.snapshot(quarantined)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::{Mutation, Store};
 
     #[test]
     fn undecodable_bytes_are_quarantined_not_fatal() {

@@ -24,7 +24,7 @@ pub(crate) fn decode_record(
 
 /// The record at `collection/key`.
 pub(crate) fn get(
-    tables: &impl ReadTables,
+    tables: &(impl ReadTables + ?Sized),
     collection: &str,
     key: &str,
 ) -> Result<Option<Record>, StoreError> {
@@ -37,7 +37,7 @@ pub(crate) fn get(
 /// A page of live records. Corrupt records are skipped and passed to
 /// `corrupt`.
 pub(crate) fn scan(
-    tables: &impl ReadTables,
+    tables: &(impl ReadTables + ?Sized),
     collection: &str,
     scan: &Scan,
     mut corrupt: impl FnMut(StoreError),
@@ -80,7 +80,7 @@ pub(crate) fn scan(
 
 /// Change-feed entries after `after`.
 pub(crate) fn changes_since(
-    tables: &impl ReadTables,
+    tables: &(impl ReadTables + ?Sized),
     after: u64,
     limit: usize,
 ) -> Result<Vec<Change>, StoreError> {
@@ -103,7 +103,7 @@ pub(crate) fn changes_since(
 
 /// Every collection with its counts.
 pub(crate) fn collections(
-    tables: &impl ReadTables,
+    tables: &(impl ReadTables + ?Sized),
     indexes: &Indexes,
 ) -> Result<Vec<CollectionInfo>, StoreError> {
     tables

@@ -7,30 +7,23 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use redb::{Database, ReadableDatabase};
-use tokio::sync::watch;
-use trellis_crdt::{HybridClock, Record, ReplicaId, Timestamp};
+use trellis_crdt::{HybridClock, ReplicaId, Timestamp};
 
 use crate::committer::{self, Message};
-use crate::index::{Bucket, Fingerprint, IndexEntry, KeyRange};
+use crate::engine::{sealed::Engine, Common};
+use crate::index::Fingerprint;
 use crate::indexes::Indexes;
-use crate::reader;
 use crate::redb_tables::{RedbRead, RedbWrite};
 use crate::request::Request;
-use crate::stats::Counters;
 use crate::tables::{meta, meta_u64, ReadTables, WriteTables, FORMAT_VERSION};
 use crate::writer::Writer;
-use crate::{
-    Applied, Change, CollectionInfo, Merged, Mutation, Origin, Page, Pending, Scan, Store,
-    StoreConfig, StoreError, StoreStats,
-};
+use crate::{StoreConfig, StoreError};
 
 /// What the committer thread and readers share.
 pub(crate) struct Shared {
     pub db: Database,
-    pub indexes: Indexes,
-    pub counters: Counters,
+    pub common: Common,
     pub clock: AtomicU64,
-    pub seq: watch::Sender<u64>,
 }
 
 /// The durable store: records, indexes and change feed in one redb file,
@@ -54,7 +47,6 @@ pub(crate) struct Shared {
 /// ```
 pub struct RedbStore {
     shared: Arc<Shared>,
-    replica: ReplicaId,
     path: PathBuf,
     inbox: Mutex<Sender<Message>>,
     committer: Mutex<Option<JoinHandle<()>>>,
@@ -114,13 +106,11 @@ impl RedbStore {
 
         let shared = Arc::new(Shared {
             db,
-            indexes,
-            counters: Counters::default(),
+            common: Common::new(replica, indexes, writer.last_seq),
             clock: AtomicU64::new(writer.clock.last().0),
-            seq: watch::Sender::new(writer.last_seq),
         });
-        shared.counters.rebuilt(rebuilt.0);
-        shared.counters.corrupt(rebuilt.1);
+        shared.common.counters.rebuilt(rebuilt.0);
+        shared.common.counters.corrupt(rebuilt.1);
         let (inbox, receiver) = mpsc::channel();
         let committer = {
             let shared = Arc::clone(&shared);
@@ -134,7 +124,6 @@ impl RedbStore {
         };
         Ok(RedbStore {
             shared,
-            replica,
             path,
             inbox: Mutex::new(inbox),
             committer: Mutex::new(Some(committer)),
@@ -167,29 +156,6 @@ impl RedbStore {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .clone()
     }
-
-    fn submit(&self, request: Request) {
-        // If the committer is gone, the request (and its completion) is
-        // dropped, and the caller's Pending resolves to Closed.
-        let _ = self.inbox().send(Message::Write(request));
-    }
-
-    fn read(&self) -> Result<RedbRead, StoreError> {
-        Ok(RedbRead::new(self.shared.db.begin_read()?))
-    }
-
-    /// Asks the committer to quarantine a record a reader found corrupt.
-    fn report_corrupt(&self, err: &StoreError) {
-        if let StoreError::Corrupt {
-            collection, key, ..
-        } = err
-        {
-            self.submit(Request::Recheck {
-                collection: collection.clone(),
-                key: key.clone(),
-            });
-        }
-    }
 }
 
 /// The writer's state as persisted.
@@ -216,86 +182,27 @@ impl Drop for RedbStore {
     }
 }
 
-impl Store for RedbStore {
-    fn replica_id(&self) -> ReplicaId {
-        self.replica
+// Crate-internal signatures of a sealed trait; see `engine::sealed`.
+#[allow(private_interfaces, private_bounds)]
+impl Engine for RedbStore {
+    fn common(&self) -> &Common {
+        &self.shared.common
+    }
+
+    fn submit(&self, request: Request) {
+        // If the committer is gone, the request (and its completion) is
+        // dropped, and the caller's Pending resolves to Closed.
+        let _ = self.inbox().send(Message::Write(request));
+    }
+
+    fn read<T>(
+        &self,
+        read: impl FnOnce(&dyn ReadTables) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        read(&RedbRead::new(self.shared.db.begin_read()?))
     }
 
     fn clock_high_water(&self) -> Timestamp {
         Timestamp(self.shared.clock.load(Ordering::Acquire))
-    }
-
-    fn apply(&self, collection: &str, key: &str, mutation: Mutation) -> Pending<Applied> {
-        let (done, pending) = Pending::channel();
-        self.submit(Request::Apply {
-            collection: collection.to_owned(),
-            key: key.to_owned(),
-            mutation,
-            done,
-        });
-        pending
-    }
-
-    fn merge(&self, collection: &str, key: &str, state: Record, origin: Origin) -> Pending<Merged> {
-        let (done, pending) = Pending::channel();
-        self.submit(Request::Merge {
-            collection: collection.to_owned(),
-            key: key.to_owned(),
-            state,
-            origin,
-            done,
-        });
-        pending
-    }
-
-    fn get(&self, collection: &str, key: &str) -> Result<Option<Record>, StoreError> {
-        reader::get(&self.read()?, collection, key).inspect_err(|err| self.report_corrupt(err))
-    }
-
-    fn scan(&self, collection: &str, scan: &Scan) -> Result<Page, StoreError> {
-        reader::scan(&self.read()?, collection, scan, |err| {
-            self.report_corrupt(&err)
-        })
-    }
-
-    fn collections(&self) -> Result<Vec<CollectionInfo>, StoreError> {
-        reader::collections(&self.read()?, &self.shared.indexes)
-    }
-
-    fn changes_since(&self, after: u64, limit: usize) -> Result<Vec<Change>, StoreError> {
-        reader::changes_since(&self.read()?, after, limit)
-    }
-
-    fn last_seq(&self) -> u64 {
-        *self.shared.seq.borrow()
-    }
-
-    fn watch_seq(&self) -> watch::Receiver<u64> {
-        self.shared.seq.subscribe()
-    }
-
-    fn fingerprint(&self, collection: &str, range: &KeyRange) -> Fingerprint {
-        self.shared.indexes.fingerprint(collection, range)
-    }
-
-    fn split(&self, collection: &str, range: &KeyRange, k: usize) -> Vec<Bucket> {
-        self.shared.indexes.split(collection, range, k)
-    }
-
-    fn index_entries(
-        &self,
-        collection: &str,
-        range: &KeyRange,
-        limit: usize,
-    ) -> Vec<(String, IndexEntry)> {
-        self.shared.indexes.entries(collection, range, limit)
-    }
-
-    fn stats(&self) -> StoreStats {
-        let quarantined = self
-            .read()
-            .and_then(|tables| tables.quarantined_count())
-            .unwrap_or(0);
-        self.shared.counters.snapshot(quarantined)
     }
 }

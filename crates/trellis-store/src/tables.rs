@@ -144,7 +144,10 @@ pub(crate) mod meta {
 pub(crate) const FORMAT_VERSION: u64 = 1;
 
 /// A u64 metadata value.
-pub(crate) fn meta_u64(tables: &impl ReadTables, name: &str) -> Result<Option<u64>, StoreError> {
+pub(crate) fn meta_u64(
+    tables: &(impl ReadTables + ?Sized),
+    name: &str,
+) -> Result<Option<u64>, StoreError> {
     Ok(tables
         .meta(name)?
         .and_then(|bytes| <[u8; 8]>::try_from(bytes.as_slice()).ok())
