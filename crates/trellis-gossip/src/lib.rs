@@ -46,6 +46,7 @@
 
 pub mod exchange;
 pub mod messages;
+pub mod node;
 pub mod reconcile;
 mod view;
 

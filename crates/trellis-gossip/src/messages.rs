@@ -8,7 +8,9 @@
 //! sorted, similar keys of one collection cost a few bytes each.
 
 use serde::{Deserialize, Serialize};
+use trellis_crdt::{Record, ReplicaId};
 use trellis_store::index::Fingerprint;
+use trellis_store::Origin;
 
 /// How many bytes of a range's 256-bit fingerprint sum are sent. 96 bits
 /// make an accidental match between different ranges vanishingly rare.
@@ -132,4 +134,62 @@ impl Reconcile {
             .iter()
             .all(|part| matches!(part, Part::Done { .. }))
     }
+}
+
+/// Everything one node sends another over a gossip connection.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Message {
+    /// The first message on a connection: who the sender is and which
+    /// collections it holds.
+    Hello {
+        /// The sender. The transport checks it against the certificate.
+        replica: ReplicaId,
+        /// The sender's collections, so that the receiver can reconcile
+        /// collections it does not have yet.
+        collections: Vec<String>,
+    },
+    /// A local write's delta, pushed eagerly.
+    Push {
+        /// Identifies the push for its acknowledgement.
+        id: u64,
+        /// Collection.
+        collection: String,
+        /// Key.
+        key: String,
+        /// The delta.
+        delta: Record,
+        /// Where and when the write happened.
+        origin: Origin,
+    },
+    /// A push was merged durably.
+    PushAck {
+        /// The push.
+        id: u64,
+    },
+    /// One round of a reconciliation session.
+    Reconcile {
+        /// Identifies the session (chosen by its initiator).
+        session: u64,
+        /// The round.
+        round: Reconcile,
+    },
+    /// Records shipped as full states, after reconciliation found them
+    /// missing or different on the receiver.
+    Records {
+        /// Collection.
+        collection: String,
+        /// The records.
+        records: Vec<Shipped>,
+    },
+}
+
+/// A record's full state, shipped by reconciliation.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Shipped {
+    /// Key.
+    pub key: String,
+    /// The sender's full state of the record.
+    pub record: Record,
+    /// When the record last changed at the sender (its index time).
+    pub time: trellis_crdt::Timestamp,
 }

@@ -1,0 +1,552 @@
+//! `Gossip`: one node's replication protocol as a plain state machine.
+//!
+//! Events go in (a peer connected, a message arrived, a local write, a
+//! merge finished, a timer tick) with the current time; actions come out
+//! (send this message, merge this state durably). The caller owns the
+//! sockets, the clock and the store's asynchronous writes, which makes the
+//! protocol easy to drive from a deterministic simulation as well as from
+//! the tokio driver.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use rand::rngs::SmallRng;
+use rand::{RngExt, SeedableRng};
+use trellis_crdt::{codec, Record, ReplicaId, Timestamp};
+use trellis_store::index::KeyRange;
+use trellis_store::{Origin, Store};
+
+use crate::messages::{Message, Shipped};
+use crate::reconcile::{respond, start, Tuning};
+use crate::StoreCollection;
+
+/// How a node gossips.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GossipConfig {
+    /// How often a node starts a reconciliation session. Default 1000 ms.
+    pub reconcile_every_ms: u64,
+    /// Random extra delay added to each interval, up to this. Default 250 ms.
+    pub jitter_ms: u64,
+    /// How many connected peers a local write is pushed to (all when
+    /// there are fewer). Default 8.
+    pub push_fanout: usize,
+    /// A session with no answer for this long is abandoned. Default 10 s.
+    pub session_timeout_ms: u64,
+    /// The most encoded record bytes in one `Records` message. Default 1 MiB.
+    pub records_bytes_per_message: usize,
+    /// Range splitting.
+    pub tuning: Tuning,
+    /// Seeds the node's random choices (peer order, jitter).
+    pub seed: u64,
+}
+
+impl Default for GossipConfig {
+    fn default() -> Self {
+        GossipConfig {
+            reconcile_every_ms: 1000,
+            jitter_ms: 250,
+            push_fanout: 8,
+            session_timeout_ms: 10_000,
+            records_bytes_per_message: 1 << 20,
+            tuning: Tuning::default(),
+            seed: 0,
+        }
+    }
+}
+
+/// Why a remote state is being merged.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MergeKind {
+    /// An eagerly pushed delta; acknowledged once merged.
+    Push {
+        /// The push's id, for the acknowledgement.
+        id: u64,
+    },
+    /// A full state shipped by reconciliation.
+    Repair,
+}
+
+/// Something that happened to the node.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Event {
+    /// A connection to `peer` is up (the transport verified its identity).
+    Connected(ReplicaId),
+    /// The connection to `peer` is gone.
+    Disconnected(ReplicaId),
+    /// A message arrived from `from`; `bytes` is its size on the wire.
+    Received {
+        /// The sender.
+        from: ReplicaId,
+        /// The message.
+        message: Message,
+        /// Its encoded size.
+        bytes: usize,
+    },
+    /// A local write was made durable; its delta should reach the peers.
+    LocalWrite {
+        /// Collection.
+        collection: String,
+        /// Key.
+        key: String,
+        /// The write's delta.
+        delta: Record,
+        /// This node and the write's time.
+        origin: Origin,
+    },
+    /// A merge asked for by [`Action::Merge`] finished durably.
+    Merged {
+        /// Who sent the state.
+        from: ReplicaId,
+        /// Why it was merged.
+        kind: MergeKind,
+        /// Where the change came from.
+        origin: Origin,
+        /// Whether local state grew.
+        grew: bool,
+    },
+    /// Time passed; the node may start a reconciliation.
+    Tick,
+}
+
+/// Something the caller must do.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Action {
+    /// Send `message` to `to`.
+    Send {
+        /// The peer.
+        to: ReplicaId,
+        /// The message.
+        message: Message,
+    },
+    /// Merge `state` into the store durably, then report
+    /// [`Event::Merged`].
+    Merge {
+        /// Who sent it.
+        from: ReplicaId,
+        /// Collection.
+        collection: String,
+        /// Key.
+        key: String,
+        /// The delta or full state.
+        state: Record,
+        /// Where the change came from.
+        origin: Origin,
+        /// Why.
+        kind: MergeKind,
+    },
+}
+
+/// What a node knows about one peer: the figures behind consistency-window
+/// reporting.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PeerStats {
+    /// Whether a connection is up.
+    pub connected: bool,
+    /// When (local milliseconds) the last fully completed reconciliation
+    /// with this peer started: everything the peer held then is here.
+    pub last_reconciled_ms: Option<u64>,
+    /// Bytes received from the peer.
+    pub bytes_in: u64,
+    /// Bytes sent to the peer.
+    pub bytes_out: u64,
+    /// Records reconciliation repaired here from this peer.
+    pub records_repaired: u64,
+    /// Remote changes from this peer that grew local state.
+    pub changes_applied: u64,
+    /// Propagation delays (origin time → applied here) of the latest
+    /// changes, in milliseconds, newest last; at most
+    /// [`DELAY_SAMPLES`].
+    pub delays_ms: VecDeque<u64>,
+}
+
+/// How many propagation delays a peer keeps.
+pub const DELAY_SAMPLES: usize = 1024;
+
+#[derive(Debug, Default)]
+struct Peer {
+    stats: PeerStats,
+    collections: BTreeSet<String>,
+    session: Option<Session>,
+}
+
+#[derive(Debug)]
+struct Session {
+    id: u64,
+    started_ms: u64,
+    last_heard_ms: u64,
+    open: BTreeSet<String>,
+}
+
+/// One node's gossip protocol.
+pub struct Gossip {
+    me: ReplicaId,
+    config: GossipConfig,
+    peers: BTreeMap<ReplicaId, Peer>,
+    rng: SmallRng,
+    next_reconcile_ms: u64,
+    next_id: u64,
+}
+
+impl Gossip {
+    /// A node `me` starting at time `now_ms`.
+    pub fn new(me: ReplicaId, config: GossipConfig, now_ms: u64) -> Self {
+        let mut rng = SmallRng::seed_from_u64(config.seed ^ me.0);
+        let first = now_ms + rng.random_range(0..=config.reconcile_every_ms.max(1));
+        Gossip {
+            me,
+            config,
+            peers: BTreeMap::new(),
+            rng,
+            next_reconcile_ms: first,
+            next_id: 1,
+        }
+    }
+
+    /// This node.
+    pub fn id(&self) -> ReplicaId {
+        self.me
+    }
+
+    /// Every peer heard of, with its figures.
+    pub fn peers(&self) -> impl Iterator<Item = (ReplicaId, &PeerStats)> {
+        self.peers.iter().map(|(id, peer)| (*id, &peer.stats))
+    }
+
+    /// Records that `bytes` were sent to `peer` (the caller knows the
+    /// size on the wire).
+    pub fn note_sent(&mut self, peer: ReplicaId, bytes: usize) {
+        self.peers.entry(peer).or_default().stats.bytes_out += bytes as u64;
+    }
+
+    /// Handles one event at time `now_ms`, reading `store` as needed.
+    pub fn handle(&mut self, now_ms: u64, event: Event, store: &impl Store) -> Vec<Action> {
+        let mut actions = Vec::new();
+        match event {
+            Event::Connected(peer) => {
+                self.peers.entry(peer).or_default().stats.connected = true;
+                let collections = collection_names(store);
+                actions.push(Action::Send {
+                    to: peer,
+                    message: Message::Hello {
+                        replica: self.me,
+                        collections,
+                    },
+                });
+            }
+            Event::Disconnected(peer) => {
+                let peer = self.peers.entry(peer).or_default();
+                peer.stats.connected = false;
+                peer.session = None;
+            }
+            Event::Received {
+                from,
+                message,
+                bytes,
+            } => {
+                self.peers.entry(from).or_default().stats.bytes_in += bytes as u64;
+                self.receive(now_ms, from, message, store, &mut actions);
+            }
+            Event::LocalWrite {
+                collection,
+                key,
+                delta,
+                origin,
+            } => self.push(collection, key, delta, origin, &mut actions),
+            Event::Merged {
+                from,
+                kind,
+                origin,
+                grew,
+            } => {
+                let stats = &mut self.peers.entry(from).or_default().stats;
+                if grew {
+                    stats.changes_applied += 1;
+                    if stats.delays_ms.len() == DELAY_SAMPLES {
+                        stats.delays_ms.pop_front();
+                    }
+                    stats
+                        .delays_ms
+                        .push_back(now_ms.saturating_sub(origin.time.millis()));
+                    if kind == MergeKind::Repair {
+                        stats.records_repaired += 1;
+                    }
+                }
+                if let MergeKind::Push { id } = kind {
+                    actions.push(Action::Send {
+                        to: from,
+                        message: Message::PushAck { id },
+                    });
+                }
+            }
+            Event::Tick => self.tick(now_ms, store, &mut actions),
+        }
+        actions
+    }
+
+    fn receive(
+        &mut self,
+        now_ms: u64,
+        from: ReplicaId,
+        message: Message,
+        store: &impl Store,
+        actions: &mut Vec<Action>,
+    ) {
+        match message {
+            Message::Hello { collections, .. } => {
+                self.peers.entry(from).or_default().collections = collections.into_iter().collect();
+            }
+            Message::Push {
+                id,
+                collection,
+                key,
+                delta,
+                origin,
+            } => actions.push(Action::Merge {
+                from,
+                collection,
+                key,
+                state: delta,
+                origin,
+                kind: MergeKind::Push { id },
+            }),
+            Message::PushAck { .. } => {}
+            Message::Reconcile { session, round } => {
+                let view = StoreCollection::new(store, &round.collection);
+                let step = match respond(&view, &round, self.config.tuning) {
+                    Ok(step) => step,
+                    Err(err) => {
+                        // A peer speaking nonsense loses this round only.
+                        tracing::warn!(peer = %from, %err, "dropping a malformed reconciliation round");
+                        return;
+                    }
+                };
+                self.ship(from, &round.collection, step.ship, store, actions);
+                for range in &step.ship_ranges {
+                    let keys = store
+                        .index_entries(&round.collection, range, usize::MAX)
+                        .into_iter()
+                        .map(|(key, _)| key)
+                        .collect();
+                    self.ship(from, &round.collection, keys, store, actions);
+                }
+                let finished = match &step.reply {
+                    None => true,
+                    Some(reply) => reply.is_done(),
+                };
+                if finished {
+                    self.finish(from, session, &round.collection);
+                } else if let Some(open) = self.session_mut(from, session) {
+                    open.last_heard_ms = now_ms;
+                }
+                if let Some(reply) = step.reply {
+                    actions.push(Action::Send {
+                        to: from,
+                        message: Message::Reconcile {
+                            session,
+                            round: reply,
+                        },
+                    });
+                }
+            }
+            Message::Records {
+                collection,
+                records,
+            } => {
+                for shipped in records {
+                    actions.push(Action::Merge {
+                        from,
+                        collection: collection.clone(),
+                        key: shipped.key,
+                        state: shipped.record,
+                        origin: Origin {
+                            replica: from,
+                            time: shipped.time,
+                            full_state: true,
+                        },
+                        kind: MergeKind::Repair,
+                    });
+                }
+            }
+        }
+    }
+
+    /// Pushes a local write's delta to up to `push_fanout` connected peers.
+    fn push(
+        &mut self,
+        collection: String,
+        key: String,
+        delta: Record,
+        origin: Origin,
+        actions: &mut Vec<Action>,
+    ) {
+        let mut targets: Vec<ReplicaId> = self
+            .peers
+            .iter()
+            .filter(|(_, peer)| peer.stats.connected)
+            .map(|(id, _)| *id)
+            .collect();
+        while targets.len() > self.config.push_fanout {
+            let drop = self.rng.random_range(0..targets.len());
+            targets.swap_remove(drop);
+        }
+        let id = self.fresh_id();
+        for to in targets {
+            actions.push(Action::Send {
+                to,
+                message: Message::Push {
+                    id,
+                    collection: collection.clone(),
+                    key: key.clone(),
+                    delta: delta.clone(),
+                    origin,
+                },
+            });
+        }
+    }
+
+    /// Starts a session with the peer synced least recently, when due.
+    fn tick(&mut self, now_ms: u64, store: &impl Store, actions: &mut Vec<Action>) {
+        let timeout = self.config.session_timeout_ms;
+        for peer in self.peers.values_mut() {
+            if peer
+                .session
+                .as_ref()
+                .is_some_and(|session| now_ms.saturating_sub(session.last_heard_ms) > timeout)
+            {
+                peer.session = None;
+            }
+        }
+        if now_ms < self.next_reconcile_ms {
+            return;
+        }
+        self.next_reconcile_ms = now_ms
+            + self.config.reconcile_every_ms
+            + self.rng.random_range(0..=self.config.jitter_ms);
+        let candidates: Vec<(Option<u64>, ReplicaId)> = self
+            .peers
+            .iter()
+            .filter(|(_, peer)| peer.stats.connected && peer.session.is_none())
+            .map(|(id, peer)| (peer.stats.last_reconciled_ms, *id))
+            .collect();
+        let Some(oldest) = candidates.iter().map(|(last, _)| *last).min() else {
+            return;
+        };
+        let tied: Vec<ReplicaId> = candidates
+            .iter()
+            .filter(|(last, _)| *last == oldest)
+            .map(|(_, id)| *id)
+            .collect();
+        let target = tied[self.rng.random_range(0..tied.len())];
+        let id = self.fresh_id();
+        let mut collections: BTreeSet<String> = collection_names(store).into_iter().collect();
+        if let Some(peer) = self.peers.get(&target) {
+            collections.extend(peer.collections.iter().cloned());
+        }
+        for collection in &collections {
+            let view = StoreCollection::new(store, collection);
+            actions.push(Action::Send {
+                to: target,
+                message: Message::Reconcile {
+                    session: id,
+                    round: start(&view, collection),
+                },
+            });
+        }
+        let peer = self.peers.entry(target).or_default();
+        if collections.is_empty() {
+            peer.stats.last_reconciled_ms = Some(now_ms);
+        } else {
+            peer.session = Some(Session {
+                id,
+                started_ms: now_ms,
+                last_heard_ms: now_ms,
+                open: collections,
+            });
+        }
+    }
+
+    /// Sends the records of `keys` as full states, in messages of bounded
+    /// size.
+    fn ship(
+        &mut self,
+        to: ReplicaId,
+        collection: &str,
+        keys: Vec<String>,
+        store: &impl Store,
+        actions: &mut Vec<Action>,
+    ) {
+        let mut batch = Vec::new();
+        let mut batch_bytes = 0;
+        for key in keys {
+            let Ok(Some(record)) = store.get(collection, &key) else {
+                continue;
+            };
+            let time = last_change(store, collection, &key);
+            let size = codec::encode(&record).len() + key.len();
+            if !batch.is_empty() && batch_bytes + size > self.config.records_bytes_per_message {
+                actions.push(records(to, collection, std::mem::take(&mut batch)));
+                batch_bytes = 0;
+            }
+            batch_bytes += size;
+            batch.push(Shipped { key, record, time });
+        }
+        if !batch.is_empty() {
+            actions.push(records(to, collection, batch));
+        }
+    }
+
+    /// Marks `collection` of `peer`'s session `session` reconciled.
+    fn finish(&mut self, peer: ReplicaId, session: u64, collection: &str) {
+        let Some(state) = self.peers.get_mut(&peer) else {
+            return;
+        };
+        let Some(open) = state.session.as_mut().filter(|open| open.id == session) else {
+            return;
+        };
+        open.open.remove(collection);
+        if open.open.is_empty() {
+            state.stats.last_reconciled_ms = Some(open.started_ms);
+            state.session = None;
+        }
+    }
+
+    fn session_mut(&mut self, peer: ReplicaId, session: u64) -> Option<&mut Session> {
+        self.peers
+            .get_mut(&peer)?
+            .session
+            .as_mut()
+            .filter(|open| open.id == session)
+    }
+
+    fn fresh_id(&mut self) -> u64 {
+        self.next_id += 1;
+        self.next_id
+    }
+}
+
+fn records(to: ReplicaId, collection: &str, records: Vec<Shipped>) -> Action {
+    Action::Send {
+        to,
+        message: Message::Records {
+            collection: collection.to_owned(),
+            records,
+        },
+    }
+}
+
+/// When `key` last changed here, from its index entry.
+fn last_change(store: &impl Store, collection: &str, key: &str) -> Timestamp {
+    // The range from `key` to `key` + NUL holds exactly `key`.
+    let just_key = KeyRange::new(key, format!("{key}\0"));
+    store
+        .index_entries(collection, &just_key, 1)
+        .first()
+        .map(|(_, entry)| entry.hlc)
+        .unwrap_or_default()
+}
+
+fn collection_names(store: &impl Store) -> Vec<String> {
+    store
+        .collections()
+        .map(|infos| infos.into_iter().map(|info| info.name).collect())
+        .unwrap_or_default()
+}
