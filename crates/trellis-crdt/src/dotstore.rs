@@ -247,7 +247,11 @@ where
     }
 
     fn join(&mut self, own: &CausalContext, other: Self, theirs: &CausalContext) {
-        if other.entries.len().saturating_mul(SMALL_DELTA_RATIO) <= self.entries.len()
+        if self.entries.is_empty() && other.entries.is_empty() {
+            return;
+        }
+        if self.entries.len() >= SMALL_MAP
+            && other.entries.len().saturating_mul(SMALL_DELTA_RATIO) <= self.entries.len()
             && theirs.dot_count() <= SMALL_DELTA_DOTS
         {
             self.join_small(own, other, theirs);
@@ -257,8 +261,10 @@ where
     }
 }
 
-/// A join is done key by key, rather than by walking both maps, when the
-/// other side has at most 1/`SMALL_DELTA_RATIO` as many keys...
+/// A join is done key by key, rather than by walking both maps, when this
+/// map has at least `SMALL_MAP` keys (below that, walking is cheaper)...
+const SMALL_MAP: usize = 64;
+/// ...the other side has at most 1/`SMALL_DELTA_RATIO` as many keys...
 const SMALL_DELTA_RATIO: usize = 16;
 /// ...and its context at most this many dots: the shape of a delta.
 const SMALL_DELTA_DOTS: u64 = 1024;
