@@ -109,6 +109,13 @@ where
     }
 
     fn join(&mut self, own: &CausalContext, other: Self, theirs: &CausalContext) {
+        let same_dots = self.entries.len() == other.entries.len()
+            && self.entries.iter().zip(&other.entries).all(|(a, b)| a.0 == b.0);
+        if same_dots {
+            // Both sides hold exactly these dots: nothing changes, and no
+            // allocation is needed (the common case when replicas agree).
+            return;
+        }
         let mine = std::mem::take(&mut self.entries);
         let mut joined = Vec::with_capacity(mine.len().max(other.entries.len()));
         merge_sorted(mine, other.entries, |dot, mine, yours| {
@@ -323,7 +330,7 @@ where
 
     /// Joins by walking both maps in key order: O(n + m).
     fn join_all(&mut self, own: &CausalContext, other: Self, theirs: &CausalContext) {
-        let mut joined = Vec::new();
+        let mut joined = Vec::with_capacity(self.entries.len().max(other.entries.len()));
         merge_sorted(
             std::mem::take(&mut self.entries),
             other.entries,
