@@ -110,7 +110,11 @@ where
 
     fn join(&mut self, own: &CausalContext, other: Self, theirs: &CausalContext) {
         let same_dots = self.entries.len() == other.entries.len()
-            && self.entries.iter().zip(&other.entries).all(|(a, b)| a.0 == b.0);
+            && self
+                .entries
+                .iter()
+                .zip(&other.entries)
+                .all(|(a, b)| a.0 == b.0);
         if same_dots {
             // Both sides hold exactly these dots: nothing changes, and no
             // allocation is needed (the common case when replicas agree).
@@ -207,6 +211,16 @@ impl<K: Ord, V: DotStore> DotMap<K, V> {
             entries.insert(key, value);
         }
         DotMap { entries }
+    }
+
+    /// A map of the given entries (empty values are left out).
+    pub(crate) fn from_entries(entries: impl IntoIterator<Item = (K, V)>) -> Self {
+        DotMap {
+            entries: entries
+                .into_iter()
+                .filter(|(_, value)| !value.is_empty())
+                .collect(),
+        }
     }
 
     /// The nested store under `key`.

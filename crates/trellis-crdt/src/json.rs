@@ -22,7 +22,7 @@
 use serde_json::{Map, Number, Value};
 
 use crate::{
-    Atom, Field, FieldKind, FieldPath, Lattice, Op, Record, RecordError, ReplicaId, Timestamp, F64,
+    Atom, Field, FieldKind, FieldPath, Op, Record, RecordError, ReplicaId, Timestamp, F64,
 };
 
 impl Atom {
@@ -150,10 +150,7 @@ impl Record {
         replica: ReplicaId,
         time: Timestamp,
     ) -> Result<Record, RecordError> {
-        let ops = set_ops(doc)?;
-        let mut delta = self.delete();
-        delta.merge(self.apply_all(&ops, replica, time)?);
-        Ok(delta)
+        Ok(self.replace_with_registers(leaves(doc)?, replica, time))
     }
 
     /// A new record holding the JSON object `doc`.
@@ -170,13 +167,21 @@ impl Record {
 
 /// The register writes that store the JSON object `doc`.
 pub fn set_ops(doc: &Value) -> Result<Vec<Op>, RecordError> {
+    Ok(leaves(doc)?
+        .into_iter()
+        .map(|(path, value)| Op::Set { path, value })
+        .collect())
+}
+
+/// Each leaf of the JSON object `doc` with its path.
+fn leaves(doc: &Value) -> Result<Vec<(FieldPath, Atom)>, RecordError> {
     let Value::Object(fields) = doc else {
         return Err(RecordError::Json(format!(
             "a record must be a JSON object, not {}",
             kind_name(doc)
         )));
     };
-    let mut ops = Vec::new();
+    let mut found = Vec::new();
     let mut pending: Vec<(Option<FieldPath>, &Map<String, Value>)> = vec![(None, fields)];
     while let Some((parent, object)) = pending.pop() {
         for (name, value) in object {
@@ -187,14 +192,11 @@ pub fn set_ops(doc: &Value) -> Result<Vec<Op>, RecordError> {
             path.validate()?;
             match value {
                 Value::Object(nested) => pending.push((Some(path), nested)),
-                leaf => ops.push(Op::Set {
-                    value: Atom::from_json(leaf)?,
-                    path,
-                }),
+                leaf => found.push((path, Atom::from_json(leaf)?)),
             }
         }
     }
-    Ok(ops)
+    Ok(found)
 }
 
 fn kind_name(value: &Value) -> &'static str {

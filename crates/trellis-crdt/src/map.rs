@@ -77,6 +77,13 @@ where
         Causal::new(updated, delta.context)
     }
 
+    /// A map of the given entries (empty values are left out).
+    pub(crate) fn from_entries(entries: impl IntoIterator<Item = (K, V)>) -> Self {
+        OrMap {
+            entries: DotMap::from_entries(entries),
+        }
+    }
+
     /// Delta: `key` removed, as far as this replica has seen its value.
     pub fn remove(&self, key: &K) -> Causal<Self> {
         let seen = self

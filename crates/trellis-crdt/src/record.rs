@@ -3,8 +3,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    Atom, Causal, CausalContext, DotStore, Field, FieldKind, FieldPath, Lattice, OrMap, PathError,
-    ReplicaId, Timestamp,
+    Atom, Causal, CausalContext, Dot, DotStore, Field, FieldKind, FieldPath, Lattice, MvReg, OrMap,
+    PathError, ReplicaId, Timestamp,
 };
 
 /// A record's fields: an observed-remove map from path to [`Field`].
@@ -167,6 +167,33 @@ impl Record {
     /// Returns the delta.
     pub fn delete(&mut self) -> Record {
         let delta = Causal::new(Fields::default(), self.body.store.dots());
+        self.body.merge(delta.clone());
+        Record { body: delta }
+    }
+
+    /// Replaces every field this replica has seen with registers holding
+    /// `leaves`, in one join; returns the delta. The paths must be valid
+    /// and distinct (as [`json::set_ops`](crate::json::set_ops) makes them).
+    pub(crate) fn replace_with_registers(
+        &mut self,
+        leaves: Vec<(FieldPath, Atom)>,
+        replica: ReplicaId,
+        time: Timestamp,
+    ) -> Record {
+        let first = self.body.context.next_dot(replica).counter;
+        let fields = Fields::from_entries(leaves.into_iter().zip(first..).map(
+            |((path, value), counter)| {
+                let register = MvReg::single(Dot::new(replica, counter), time, value);
+                (
+                    path,
+                    Field {
+                        register,
+                        ..Field::default()
+                    },
+                )
+            },
+        ));
+        let delta = Causal::new(fields, self.body.store.dots());
         self.body.merge(delta.clone());
         Record { body: delta }
     }

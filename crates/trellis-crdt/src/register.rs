@@ -66,6 +66,13 @@ where
         Causal::new(written, self.dots())
     }
 
+    /// A register holding one value under `dot`.
+    pub(crate) fn single(dot: Dot, time: Timestamp, value: V) -> Self {
+        MvReg {
+            entries: DotFun::single(dot, Stamped { time, value }),
+        }
+    }
+
     /// Delta: every sibling seen so far removed.
     pub fn clear(&self) -> Causal<Self> {
         Causal::new(MvReg::default(), self.dots())

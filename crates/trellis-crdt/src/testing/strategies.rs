@@ -275,6 +275,8 @@ pub fn map_op() -> impl Strategy<Value = MapOp> + Clone {
 pub enum RecordOp {
     /// A field operation.
     Apply(Op),
+    /// Replace the record with a JSON object.
+    Put(serde_json::Value),
     /// Delete the whole record.
     Delete,
 }
@@ -285,6 +287,9 @@ impl Operation<Record> for RecordOp {
             RecordOp::Apply(op) => state
                 .apply(op, replica, time)
                 .unwrap_or_else(|err| panic!("generated op {op:?} was refused: {err}")),
+            RecordOp::Put(doc) => state
+                .put_json(doc, replica, time)
+                .unwrap_or_else(|err| panic!("generated document {doc} was refused: {err}")),
             RecordOp::Delete => state.delete(),
         }
     }
@@ -303,9 +308,29 @@ pub fn op() -> impl Strategy<Value = Op> + Clone {
     ]
 }
 
-/// Record operations, including whole-record deletes.
+/// Small JSON objects over colliding field names, some nested.
+pub fn json_doc() -> impl Strategy<Value = serde_json::Value> {
+    let leaf = prop_oneof![
+        (-3i64..3).prop_map(serde_json::Value::from),
+        "[a-c]".prop_map(serde_json::Value::from),
+    ];
+    let field = prop_oneof![
+        3 => leaf.clone(),
+        1 => proptest::collection::btree_map("[ab]", leaf, 1..3)
+            .prop_map(|map| serde_json::Value::Object(map.into_iter().collect())),
+    ];
+    proptest::collection::btree_map("[ab]", field, 0..3)
+        .prop_map(|map| serde_json::Value::Object(map.into_iter().collect()))
+}
+
+/// Record operations, including JSON replacements and whole-record
+/// deletes.
 pub fn record_op() -> impl Strategy<Value = RecordOp> + Clone {
-    prop_oneof![12 => op().prop_map(RecordOp::Apply), 1 => Just(RecordOp::Delete)]
+    prop_oneof![
+        12 => op().prop_map(RecordOp::Apply),
+        2 => json_doc().prop_map(RecordOp::Put),
+        1 => Just(RecordOp::Delete),
+    ]
 }
 
 /// Three states of one system: three replicas apply random operations
