@@ -1,0 +1,340 @@
+//! Durable writes per second through `RedbStore` (default
+//! `Durability::Fsync`) with 1, 64 and 1024 concurrent writers, against raw
+//! redb doing the same commits.
+//!
+//! - `trellis`: `writers` OS threads (1024 real threads for the largest
+//!   case, with 128 KiB stacks), each calling
+//!   `store.apply("leads", key, Mutation::Put(doc)).wait()` in a loop, one
+//!   write outstanding per thread. Every write creates a new record of 6
+//!   fields (about 220 bytes encoded). The threads and their documents are
+//!   made before the clock starts; a barrier releases them together and the
+//!   clock stops when the last one has its answer.
+//! - `redb`: one thread running the same number of write transactions as
+//!   the store committed (`StoreStats::batches` over `StoreStats::writes`,
+//!   measured in the `trellis` runs just before), each with
+//!   `Durability::Immediate`, inserting as many (key, value) pairs as the
+//!   store's batches held on average: the same keys, and as values the
+//!   codec encoding of the record the store writes (the same bytes).
+//!
+//! Both use a fresh database in a fresh directory under the system
+//! temporary directory. Each iteration writes new keys, so the tables grow
+//! by a few hundred thousand records over a run. The raw baseline writes
+//! only the records table; the store also writes an index entry and a
+//! change-feed entry per write and its metadata per batch (see
+//! `docs/storage.md`), and does the CRDT work (JSON to record, encode,
+//! digest). That is the cost being compared.
+//!
+//! `store_write_cpu` then times one write on one thread without redb: the
+//! store's whole write logic over in-memory tables (`MemStore`) and its
+//! CRDT part alone (`Record::from_json`, encode, digest), to show how much
+//! of the commit thread's time per write is spent before redb is reached.
+//!
+//! Criterion measures wall-clock time here whatever `TRELLIS_BENCH_CLOCK`
+//! says: waiting for fsync is the point. After criterion's output the
+//! benchmark prints a markdown table of writes per second (median of the
+//! iterations) and the ratio ours / raw.
+//!
+//! Run with `cargo bench -p trellis-benches --bench store_writes`.
+
+mod store_common;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::{Barrier, Mutex};
+use std::time::{Duration, Instant};
+
+use criterion::{BatchSize, BenchmarkId, Criterion, SamplingMode, Throughput};
+use redb::{Database, TableDefinition};
+use store_common::{
+    lead_bytes, lead_doc, temp_dir, writer_key, COLLECTION, RECORDS_TABLE, REPLICA,
+};
+use trellis_crdt::{codec, Digest, Record, Timestamp};
+use trellis_store::{MemStore, Mutation, RedbStore, Store, StoreConfig};
+
+/// The concurrent writer counts measured.
+const WRITERS: [usize; 3] = [1, 64, 1024];
+
+/// Writes per writer in one iteration: enough that an iteration takes a
+/// few hundred milliseconds.
+fn writes_per_writer(writers: usize) -> u64 {
+    match writers {
+        1 => 100,
+        2..=64 => 16,
+        _ => 4,
+    }
+}
+
+/// One measured iteration.
+#[derive(Clone, Copy, Debug)]
+struct Run {
+    writes: u64,
+    batches: u64,
+    elapsed: Duration,
+}
+
+/// Every iteration of each (implementation, writers), for the summary and
+/// for the raw baseline's commit pattern.
+static RUNS: Mutex<BTreeMap<(&'static str, usize), Vec<Run>>> = Mutex::new(BTreeMap::new());
+
+fn record(name: &'static str, writers: usize, run: Run) {
+    RUNS.lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .entry((name, writers))
+        .or_default()
+        .push(run);
+}
+
+fn runs(name: &'static str, writers: usize) -> Vec<Run> {
+    RUNS.lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .get(&(name, writers))
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// One iteration through the store: `writers` threads each writing
+/// `per_writer` new records, one at a time. `round` makes the keys new.
+fn store_round(store: &RedbStore, writers: usize, per_writer: u64, round: u64) -> Run {
+    let before = store.stats();
+    let barrier = Barrier::new(writers + 1);
+    let started = std::thread::scope(|scope| {
+        for writer in 0..writers {
+            let barrier = &barrier;
+            std::thread::Builder::new()
+                .stack_size(128 * 1024)
+                .spawn_scoped(scope, move || {
+                    let first = round * per_writer;
+                    let writes: Vec<(String, Mutation)> = (first..first + per_writer)
+                        .map(|n| (writer_key(writer, n), Mutation::Put(lead_doc(n))))
+                        .collect();
+                    barrier.wait();
+                    for (key, mutation) in writes {
+                        store
+                            .apply(COLLECTION, &key, mutation)
+                            .wait()
+                            .expect("a benchmark write succeeds");
+                    }
+                })
+                .expect("a writer thread starts");
+        }
+        barrier.wait();
+        Instant::now()
+    });
+    let elapsed = started.elapsed();
+    let after = store.stats();
+    Run {
+        writes: after.writes - before.writes,
+        batches: after.batches - before.batches,
+        elapsed,
+    }
+}
+
+/// The sizes of `batches` transactions holding `writes` pairs between
+/// them, as even as possible.
+fn batch_sizes(writes: u64, batches: u64) -> Vec<u64> {
+    let batches = batches.clamp(1, writes.max(1));
+    (0..batches)
+        .map(|i| writes / batches + u64::from(i < writes % batches))
+        .collect()
+}
+
+/// The number of transactions the raw baseline commits for `writes`
+/// writes, from the store's average batch size in the `trellis` runs.
+fn raw_batches(writers: usize, writes: u64) -> u64 {
+    let ours = runs("trellis", writers);
+    let (total_writes, total_batches) = ours
+        .iter()
+        .fold((0, 0), |(w, b), run| (w + run.writes, b + run.batches));
+    if total_writes == 0 {
+        return writes;
+    }
+    let per_batch = total_writes as f64 / total_batches as f64;
+    ((writes as f64 / per_batch).round() as u64).max(1)
+}
+
+const RECORDS: TableDefinition<'static, &str, &[u8]> = TableDefinition::new(RECORDS_TABLE);
+
+/// One iteration of raw redb: the same keys and record bytes in
+/// `batches` durable write transactions, from one thread.
+fn raw_round(db: &Database, writers: usize, per_writer: u64, round: u64, batches: u64) -> Run {
+    // In the order the committer roughly sees them: one write of each
+    // writer, then the next.
+    let first = round * per_writer;
+    let pairs: Vec<(String, Vec<u8>)> = (first..first + per_writer)
+        .flat_map(|n| (0..writers).map(move |writer| (writer_key(writer, n), lead_bytes(n))))
+        .collect();
+    let sizes = batch_sizes(pairs.len() as u64, batches);
+    let started = Instant::now();
+    let mut pairs_left = pairs.iter();
+    for &size in &sizes {
+        let mut txn = db.begin_write().expect("redb begins a write");
+        txn.set_durability(redb::Durability::Immediate)
+            .expect("redb takes the durability");
+        {
+            let mut table = txn.open_table(RECORDS).expect("redb opens the table");
+            for (key, value) in pairs_left.by_ref().take(size as usize) {
+                table
+                    .insert(key.as_str(), value.as_slice())
+                    .expect("redb inserts");
+            }
+        }
+        txn.commit().expect("redb commits");
+    }
+    Run {
+        writes: pairs.len() as u64,
+        batches: sizes.len() as u64,
+        elapsed: started.elapsed(),
+    }
+}
+
+fn store_writes(c: &mut Criterion) {
+    let mut group = c.benchmark_group("store_writes");
+    group.sampling_mode(SamplingMode::Flat);
+    for writers in WRITERS {
+        let per_writer = writes_per_writer(writers);
+        let writes = per_writer * writers as u64;
+        group.throughput(Throughput::Elements(writes));
+        let parameter = format!("{writers}_writers");
+        let dir = temp_dir(&format!("writes-{writers}"));
+
+        let store = RedbStore::open(dir.join("trellis.redb"), REPLICA, StoreConfig::default())
+            .expect("the store opens");
+        let mut round = 0;
+        group.bench_function(BenchmarkId::new("trellis", &parameter), |b| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    let run = store_round(&store, writers, per_writer, round);
+                    round += 1;
+                    assert_eq!(run.writes, writes, "every write was committed");
+                    record("trellis", writers, run);
+                    total += run.elapsed;
+                }
+                total
+            });
+        });
+        drop(store);
+
+        let db = Database::create(dir.join("raw.redb")).expect("redb creates the file");
+        let mut round = 0;
+        group.bench_function(BenchmarkId::new("redb", &parameter), |b| {
+            b.iter_custom(|iters| {
+                let batches = raw_batches(writers, writes);
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    let run = raw_round(&db, writers, per_writer, round, batches);
+                    round += 1;
+                    record("redb", writers, run);
+                    total += run.elapsed;
+                }
+                total
+            });
+        });
+        drop(db);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    group.finish();
+}
+
+/// Where a write's CPU goes, on one thread and without redb: the whole
+/// write logic over in-memory tables (`MemStore`, the same `writer.rs` as
+/// `RedbStore`'s committer runs), and its CRDT part alone (JSON to record,
+/// encode, digest).
+fn write_cpu(c: &mut Criterion) {
+    let mut group = c.benchmark_group("store_write_cpu");
+    group.throughput(Throughput::Elements(1));
+    let store = MemStore::new(REPLICA, StoreConfig::default());
+    let mut n = 0;
+    group.bench_function("memstore_apply", |b| {
+        b.iter_batched(
+            || {
+                n += 1;
+                (writer_key(0, n), Mutation::Put(lead_doc(n)))
+            },
+            |(key, mutation)| {
+                store
+                    .apply(COLLECTION, &key, mutation)
+                    .wait()
+                    .expect("a benchmark write succeeds")
+            },
+            BatchSize::SmallInput,
+        );
+    });
+    let time = Timestamp(1_750_000_000_000 << 16);
+    group.bench_function("record_from_json_encode_digest", |b| {
+        b.iter_batched(
+            || {
+                n += 1;
+                lead_doc(n)
+            },
+            |doc| {
+                let record = Record::from_json(&doc, REPLICA, time).expect("a lead is an object");
+                Digest::of_encoding(&codec::encode(&record))
+            },
+            BatchSize::SmallInput,
+        );
+    });
+    group.finish();
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    match values.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => values[n / 2],
+        n => (values[n / 2 - 1] + values[n / 2]) / 2.0,
+    }
+}
+
+fn writes_per_second(runs: &[Run]) -> f64 {
+    median(
+        runs.iter()
+            .map(|run| run.writes as f64 / run.elapsed.as_secs_f64())
+            .collect(),
+    )
+}
+
+/// The summary table: median writes per second of the iterations, the
+/// commit pattern, and ours / raw.
+fn summary() {
+    println!();
+    println!("| writers | writes per iteration | writes per commit | trellis writes/s | raw redb writes/s | trellis / raw |");
+    println!("|---:|---:|---:|---:|---:|---:|");
+    for writers in WRITERS {
+        let (ours, raw) = (runs("trellis", writers), runs("redb", writers));
+        if ours.is_empty() || raw.is_empty() {
+            continue;
+        }
+        let writes: u64 = ours.iter().map(|run| run.writes).sum();
+        let batches: u64 = ours.iter().map(|run| run.batches).sum();
+        let (ours_rate, raw_rate) = (writes_per_second(&ours), writes_per_second(&raw));
+        println!(
+            "| {writers} | {} | {:.1} | {ours_rate:.0} | {raw_rate:.0} | {:.2} |",
+            ours[0].writes,
+            writes as f64 / batches as f64,
+            ours_rate / raw_rate
+        );
+    }
+    println!();
+    println!(
+        "(medians over {} iterations per cell, warm-up included; temporary files under {})",
+        WRITERS
+            .iter()
+            .map(|writers| runs("trellis", *writers).len().to_string())
+            .collect::<Vec<_>>()
+            .join("/"),
+        Path::new(&std::env::temp_dir()).display()
+    );
+}
+
+fn main() {
+    let mut criterion = Criterion::default()
+        .sample_size(10)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(4))
+        .configure_from_args();
+    store_writes(&mut criterion);
+    write_cpu(&mut criterion);
+    criterion.final_summary();
+    summary();
+}
