@@ -18,6 +18,7 @@ use std::collections::{btree_map, BTreeMap};
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize};
+use smallvec::{smallvec, SmallVec};
 
 use crate::{CausalContext, Dot};
 
@@ -53,13 +54,16 @@ pub trait DotStore: Clone + Default + PartialEq + Serialize + DeserializeOwned {
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
 #[serde(transparent)]
 pub struct DotFun<V> {
-    entries: Vec<(Dot, V)>,
+    /// Sorted by dot. One entry is stored inline: most registers, set
+    /// elements and flags hold a single dot, and a heap allocation per
+    /// element would dominate merges.
+    entries: SmallVec<[(Dot, V); 1]>,
 }
 
 impl<V> Default for DotFun<V> {
     fn default() -> Self {
         DotFun {
-            entries: Vec::new(),
+            entries: SmallVec::new(),
         }
     }
 }
@@ -68,7 +72,7 @@ impl<V> DotFun<V> {
     /// A store holding one entry.
     pub fn single(dot: Dot, value: V) -> Self {
         DotFun {
-            entries: vec![(dot, value)],
+            entries: smallvec![(dot, value)],
         }
     }
 
@@ -121,7 +125,7 @@ where
             return;
         }
         let mine = std::mem::take(&mut self.entries);
-        let mut joined = Vec::with_capacity(mine.len().max(other.entries.len()));
+        let mut joined = SmallVec::with_capacity(mine.len().max(other.entries.len()));
         merge_sorted(mine, other.entries, |dot, mine, yours| {
             let survivor = match (mine, yours) {
                 (Some(value), Some(_)) => Some(value),
@@ -142,7 +146,9 @@ impl<'de, V: Deserialize<'de>> Deserialize<'de> for DotFun<V> {
         let mut entries: Vec<(Dot, V)> = Vec::deserialize(deserializer)?;
         entries.sort_by_key(|entry| entry.0);
         entries.dedup_by(|later, earlier| later.0 == earlier.0);
-        Ok(DotFun { entries })
+        Ok(DotFun {
+            entries: SmallVec::from_vec(entries),
+        })
     }
 }
 
