@@ -350,6 +350,21 @@ where
 
     /// Joins by walking both maps in key order: O(n + m).
     fn join_all(&mut self, own: &CausalContext, other: Self, theirs: &CausalContext) {
+        let same_keys = self.entries.len() == other.entries.len()
+            && self
+                .entries
+                .keys()
+                .zip(other.entries.keys())
+                .all(|(a, b)| a == b);
+        if same_keys {
+            // Join value by value in place: no map is rebuilt (the common
+            // case of two replicas of a record with the same fields).
+            for (mine, yours) in self.entries.values_mut().zip(other.entries.into_values()) {
+                mine.join(own, yours, theirs);
+            }
+            self.entries.retain(|_, value| !value.is_empty());
+            return;
+        }
         let mut joined = Vec::with_capacity(self.entries.len().max(other.entries.len()));
         merge_sorted(
             std::mem::take(&mut self.entries),
