@@ -93,13 +93,7 @@ pub fn respond(
                 } else if mine.count == 0 {
                     reply.summary(upper, my_summary);
                 } else if mine.count <= tuning.items_threshold {
-                    reply.items(
-                        upper,
-                        hashes_of(view, &range)
-                            .into_iter()
-                            .map(|(hash, _)| hash)
-                            .collect(),
-                    );
+                    reply.items(upper, item_hashes(view, &range));
                 } else if summary.count <= tuning.items_threshold {
                     reply.push(upper, |upper| Part::SendItems { upper });
                 } else {
@@ -135,13 +129,7 @@ pub fn respond(
                 }
             }
             Part::SendItems { .. } => {
-                reply.items(
-                    upper,
-                    hashes_of(view, &range)
-                        .into_iter()
-                        .map(|(hash, _)| hash)
-                        .collect(),
-                );
+                reply.items(upper, item_hashes(view, &range));
             }
             Part::Want { hashes, .. } => {
                 let wanted: BTreeSet<&ItemHash> = hashes.iter().collect();
@@ -158,6 +146,14 @@ pub fn respond(
     }
     step.reply = Some(reply.finish(&message.collection));
     Ok(step)
+}
+
+/// The item hashes of the local entries of `range`, in key order.
+fn item_hashes(view: &impl IndexView, range: &KeyRange) -> Vec<ItemHash> {
+    hashes_of(view, range)
+        .into_iter()
+        .map(|(hash, _)| hash)
+        .collect()
 }
 
 /// The local entries of `range` with their item hashes.
