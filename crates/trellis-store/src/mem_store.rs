@@ -127,4 +127,22 @@ mod tests {
         assert!(store.get("leads", "l1").unwrap().is_none());
         assert_eq!(store.collections().unwrap()[0].keys, 0);
     }
+
+    #[test]
+    fn a_write_to_a_record_found_corrupt_is_refused() {
+        let store = MemStore::new(ReplicaId(1), StoreConfig::default());
+        store
+            .apply("leads", "l1", Mutation::Put(serde_json::json!({"a": 1})))
+            .wait()
+            .unwrap();
+        store.corrupt_record("leads", "l1", vec![1, 0xff, 0xff]);
+        // No read noticed the corruption first: the write itself finds it.
+        let err = store
+            .apply("leads", "l1", Mutation::Put(serde_json::json!({"a": 2})))
+            .wait()
+            .unwrap_err();
+        assert!(matches!(err, StoreError::Quarantined { .. }), "{err}");
+        assert_eq!(store.stats().quarantined, 1);
+        assert!(store.get("leads", "l1").unwrap().is_none());
+    }
 }

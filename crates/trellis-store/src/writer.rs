@@ -100,13 +100,15 @@ impl Writer {
         effects: &mut Effects,
     ) -> Result<Applied, StoreError> {
         self.check_names(collection, key)?;
+        // Loading first quarantines a record found corrupt just now, so
+        // that the check below refuses the write in that case too.
+        let before = self.load(tables, collection, key, effects)?;
         if tables.is_quarantined(collection, key)? {
             return Err(StoreError::Quarantined {
                 collection: collection.to_owned(),
                 key: key.to_owned(),
             });
         }
-        let before = self.load(tables, collection, key, effects)?;
         let mut record = match &before {
             Stored::Missing => Record::default(),
             Stored::Present { record, .. } => record.clone(),
