@@ -112,14 +112,20 @@ mod tests {
     use super::*;
     use crate::{Mutation, Store};
 
-    #[test]
-    fn undecodable_bytes_are_quarantined_not_fatal() {
+    /// A store whose record `leads/l1` no longer decodes.
+    fn store_with_corrupt_record() -> MemStore {
         let store = MemStore::new(ReplicaId(1), StoreConfig::default());
         store
             .apply("leads", "l1", Mutation::Put(serde_json::json!({"a": 1})))
             .wait()
             .unwrap();
         store.corrupt_record("leads", "l1", vec![1, 0xff, 0xff]);
+        store
+    }
+
+    #[test]
+    fn undecodable_bytes_are_quarantined_not_fatal() {
+        let store = store_with_corrupt_record();
         let err = store.get("leads", "l1").unwrap_err();
         assert!(matches!(err, StoreError::Corrupt { .. }), "{err}");
         assert_eq!(store.stats().quarantined, 1);
@@ -130,12 +136,7 @@ mod tests {
 
     #[test]
     fn a_write_to_a_record_found_corrupt_is_refused() {
-        let store = MemStore::new(ReplicaId(1), StoreConfig::default());
-        store
-            .apply("leads", "l1", Mutation::Put(serde_json::json!({"a": 1})))
-            .wait()
-            .unwrap();
-        store.corrupt_record("leads", "l1", vec![1, 0xff, 0xff]);
+        let store = store_with_corrupt_record();
         // No read noticed the corruption first: the write itself finds it.
         let err = store
             .apply("leads", "l1", Mutation::Put(serde_json::json!({"a": 2})))
