@@ -44,7 +44,9 @@
 
 #![forbid(unsafe_code)]
 
+pub mod driver;
 pub mod exchange;
+pub mod membership;
 pub mod messages;
 pub mod node;
 pub mod reconcile;

@@ -151,6 +151,15 @@ impl PeerConnection {
         frame::read_frame_from(recv, self.max_frame_size, Some(self.peer)).await
     }
 
+    /// Like [`read_frame`](Self::read_frame), also returning the frame's
+    /// size on the wire (header included).
+    pub async fn read_sized_frame<T: DeserializeOwned>(
+        &self,
+        recv: &mut quinn::RecvStream,
+    ) -> Result<Option<(T, usize)>, FrameError> {
+        frame::read_sized_frame_from(recv, self.max_frame_size, Some(self.peer)).await
+    }
+
     /// Whether the connection has closed (by either side, or timed out).
     pub fn is_closed(&self) -> bool {
         self.connection.close_reason().is_some()

@@ -109,9 +109,21 @@ pub(crate) async fn read_frame_from<T: DeserializeOwned>(
     limit: usize,
     peer: Option<ReplicaId>,
 ) -> Result<Option<T>, FrameError> {
+    Ok(read_sized_frame_from(recv, limit, peer)
+        .await?
+        .map(|(value, _)| value))
+}
+
+/// [`read_frame_from`], also returning the frame's size on the wire
+/// (header included), for traffic accounting.
+pub(crate) async fn read_sized_frame_from<T: DeserializeOwned>(
+    recv: &mut quinn::RecvStream,
+    limit: usize,
+    peer: Option<ReplicaId>,
+) -> Result<Option<(T, usize)>, FrameError> {
     let result = match read_payload(recv, limit).await {
         Ok(Some(payload)) => codec::decode_with_limit(&payload, limit)
-            .map(Some)
+            .map(|value| Some((value, HEADER_LEN + payload.len())))
             .map_err(FrameError::Decode),
         Ok(None) => Ok(None),
         Err(err) => Err(err),

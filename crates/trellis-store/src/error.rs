@@ -8,7 +8,7 @@ pub enum StoreError {
     /// A collection name does not follow the naming rule.
     #[error(
         "invalid collection name {name:?}: use 1 to 64 characters from a-z, 0-9, '_' and '-', \
-         starting with a letter"
+         starting with a letter (or '_' and such a name for a system collection)"
     )]
     InvalidCollection {
         /// The refused name.

@@ -57,7 +57,7 @@ mod writer;
 
 pub use config::{Durability, StoreConfig};
 pub use error::StoreError;
-pub use limits::{Limits, MAX_COLLECTION_NAME};
+pub use limits::{is_system_collection, Limits, MAX_COLLECTION_NAME, SYSTEM_PREFIX};
 pub use mem_store::{MemStore, WallClock};
 pub use pending::Pending;
 pub use reader::DEFAULT_SCAN_LIMIT;

@@ -29,11 +29,25 @@ impl Default for Limits {
 /// The longest collection name.
 pub const MAX_COLLECTION_NAME: usize = 64;
 
+/// What starts the name of a system collection.
+pub const SYSTEM_PREFIX: char = '_';
+
+/// Whether `name` is a system collection: one Trellis itself keeps (such
+/// as gossip membership, `_members`), replicated like any other but not
+/// writable through the node's API. Its name is `_` followed by a valid
+/// collection name.
+pub fn is_system_collection(name: &str) -> bool {
+    name.starts_with(SYSTEM_PREFIX)
+}
+
 impl Limits {
     /// Checks a collection name: 1 to 64 characters from `a-z`, `0-9`,
-    /// `_` and `-`, starting with a letter.
+    /// `_` and `-`, starting with a letter, or a
+    /// [system collection](is_system_collection) name: `_` followed by
+    /// such a name.
     pub fn check_collection(&self, name: &str) -> Result<(), StoreError> {
-        let mut chars = name.chars();
+        let user_part = name.strip_prefix(SYSTEM_PREFIX).unwrap_or(name);
+        let mut chars = user_part.chars();
         let starts_with_letter = chars.next().is_some_and(|c| c.is_ascii_lowercase());
         let rest_ok =
             chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
@@ -76,7 +90,20 @@ mod tests {
         for good in ["leads", "crm_contacts", "orders-2026", "a"] {
             assert!(limits.check_collection(good).is_ok(), "{good}");
         }
-        for bad in ["", "Leads", "1leads", "le ads", "leads/x", &"x".repeat(65)] {
+        assert!(limits.check_collection("_members").is_ok());
+        assert!(is_system_collection("_members"));
+        assert!(!is_system_collection("members"));
+        for bad in [
+            "",
+            "Leads",
+            "1leads",
+            "le ads",
+            "leads/x",
+            &"x".repeat(65),
+            "_",
+            "__members",
+            "_1x",
+        ] {
             let err = limits.check_collection(bad).unwrap_err();
             assert!(err.to_string().contains("starting with a letter"), "{bad}");
         }
