@@ -1,0 +1,24 @@
+//! # trellis-counter
+//!
+//! Strongly consistent counters for Trellis.
+
+#![forbid(unsafe_code)]
+
+mod command;
+mod error;
+mod state;
+pub mod storage;
+mod types;
+
+pub use command::{
+    validate_idempotency_key, validate_name, Applied, CounterValue, Operation, Outcome, Proposal,
+    Rejection, MAX_IDEMPOTENCY_KEY_LEN, MAX_NAME_LEN,
+};
+pub use error::CounterError;
+pub use state::{
+    Changes, Counter, CounterState, DedupeRecord, DedupeRetention, StateImage, DEDUPE_RETENTION,
+};
+pub use types::{
+    CounterLogId, CounterMembership, CounterRaft, CounterSnapshotMeta, CounterVote, LogEntry,
+    PeerAddress, RaftStorageError,
+};

@@ -1,0 +1,98 @@
+//! openraft's storage test suite against the redb counter store, plus a
+//! reopening check: the vote, the purge point and the applied state are on
+//! disk once the calls return.
+#![allow(clippy::unwrap_used)]
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use openraft::storage::{RaftLogStorage, RaftStateMachine};
+use openraft::testing::{StoreBuilder, Suite};
+use openraft::{CommittedLeaderId, Entry, EntryPayload, LogId, RaftLogReader, StorageError, Vote};
+use trellis_counter::storage::{open_store, LogStore, StateMachineStore};
+use trellis_counter::{CounterRaft, Operation, Proposal, DEDUPE_RETENTION};
+
+/// A fresh directory per store, removed when the guard drops.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> TempDir {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "trellis-counter-{name}-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+struct RedbBuilder;
+
+impl StoreBuilder<CounterRaft, LogStore, StateMachineStore, TempDir> for RedbBuilder {
+    async fn build(&self) -> Result<(TempDir, LogStore, StateMachineStore), StorageError<u64>> {
+        let dir = TempDir::new("suite");
+        let (log, sm) = open_store(&dir.0.join("counters.redb"), DEDUPE_RETENTION).unwrap();
+        Ok((dir, log, sm))
+    }
+}
+
+#[test]
+fn openraft_storage_suite_passes() {
+    Suite::test_all(RedbBuilder).unwrap();
+}
+
+fn log_id(term: u64, index: u64) -> LogId<u64> {
+    LogId::new(CommittedLeaderId::new(term, 1), index)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_state_survives_reopening() {
+    let dir = TempDir::new("reopen");
+    let path = dir.0.join("counters.redb");
+    let proposal = |operation| Proposal {
+        operation,
+        idempotency_key: Some("k1".into()),
+        proposed_at_ms: 1,
+    };
+    {
+        let (mut log, mut sm) = open_store(&path, DEDUPE_RETENTION).unwrap();
+        log.save_vote(&Vote::new(3, 1)).await.unwrap();
+        let entries = vec![
+            Entry::<CounterRaft> {
+                log_id: log_id(3, 1),
+                payload: EntryPayload::Normal(proposal(Operation::Create {
+                    name: "stock".into(),
+                    initial: 10,
+                    min: 0,
+                })),
+            },
+            Entry::<CounterRaft> {
+                log_id: log_id(3, 2),
+                payload: EntryPayload::Blank,
+            },
+        ];
+        sm.apply(entries).await.unwrap();
+        log.purge(log_id(3, 2)).await.unwrap();
+    }
+    let (mut log, mut sm) = open_store(&path, DEDUPE_RETENTION).unwrap();
+    assert_eq!(log.read_vote().await.unwrap(), Some(Vote::new(3, 1)));
+    assert!(log.try_get_log_entries(0..10).await.unwrap().is_empty());
+    let state = log.get_log_state().await.unwrap();
+    assert_eq!(state.last_purged_log_id, Some(log_id(3, 2)));
+    assert_eq!(state.last_log_id, Some(log_id(3, 2)));
+    let (applied, _) = sm.applied_state().await.unwrap();
+    assert_eq!(applied, Some(log_id(3, 2)));
+    let shared = sm.shared();
+    let state = shared.read();
+    assert_eq!(state.get("stock").map(|c| c.value), Some(10));
+    assert!(state.record("k1").is_some());
+}
