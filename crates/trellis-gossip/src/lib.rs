@@ -50,6 +50,7 @@ pub mod membership;
 pub mod messages;
 pub mod node;
 pub mod reconcile;
+mod stream;
 mod view;
 
 pub use view::{IndexView, StoreCollection};

@@ -181,9 +181,27 @@ pub enum Message {
         /// The records.
         records: Vec<Shipped>,
     },
+    /// One chunk of a range streamed whole to a receiver that held none
+    /// of it; acknowledged with [`Message::StreamAck`] once merged.
+    Stream {
+        /// Identifies the chunk for its acknowledgement.
+        id: u64,
+        /// Collection.
+        collection: String,
+        /// The records, in key order.
+        records: Vec<Shipped>,
+        /// Whether the sender has nothing more to stream of this
+        /// collection.
+        last: bool,
+    },
+    /// Every record of a [`Message::Stream`] chunk was merged durably.
+    StreamAck {
+        /// The chunk.
+        id: u64,
+    },
 }
 
-/// A record's full state, shipped by reconciliation.
+/// A record's full state, shipped by reconciliation or a stream.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Shipped {
     /// Key.

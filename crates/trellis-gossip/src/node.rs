@@ -17,6 +17,7 @@ use trellis_store::{Origin, Store};
 
 use crate::messages::{Message, Shipped};
 use crate::reconcile::{respond, start, Tuning};
+use crate::stream::{successor, OutStream};
 use crate::StoreCollection;
 
 /// How a node gossips.
@@ -63,6 +64,20 @@ pub enum MergeKind {
     },
     /// A full state shipped by reconciliation.
     Repair,
+    /// A full state from chunk `chunk` of a bulk stream; the chunk is
+    /// acknowledged once all its records are merged.
+    Streamed {
+        /// The chunk's id.
+        chunk: u64,
+    },
+}
+
+impl MergeKind {
+    /// Whether the state came from reconciliation (a repair) rather than
+    /// an eager push.
+    pub fn is_repair(self) -> bool {
+        !matches!(self, MergeKind::Push { .. })
+    }
 }
 
 /// Something that happened to the node.
@@ -102,6 +117,16 @@ pub enum Event {
         origin: Origin,
         /// Whether local state grew.
         grew: bool,
+    },
+    /// A merge asked for by [`Action::Merge`] was refused by the store
+    /// (the caller logs why). A push is then not acknowledged; a stream
+    /// chunk still is, so the stream moves on (reconciliation retries the
+    /// record later).
+    MergeFailed {
+        /// Who sent the state.
+        from: ReplicaId,
+        /// Why it was being merged.
+        kind: MergeKind,
     },
     /// Time passed; the node may start a reconciliation.
     Tick,
@@ -166,6 +191,23 @@ struct Peer {
     stats: PeerStats,
     collections: BTreeSet<String>,
     session: Option<Session>,
+    /// Ranges being streamed to the peer, by collection.
+    streams_out: BTreeMap<String, OutStream>,
+    /// Chunks received from the peer, with how many of their records
+    /// are still being merged.
+    chunks_in: BTreeMap<u64, usize>,
+    /// Collections the peer is streaming here and has not finished.
+    streaming_in: BTreeSet<String>,
+    /// A session that completed while a stream from the peer was still
+    /// arriving: its start time, recorded once the stream is merged.
+    reconciled_after_stream: Option<u64>,
+}
+
+impl Peer {
+    /// Whether bulk streaming with the peer is under way, either way.
+    fn is_streaming(&self) -> bool {
+        !self.streams_out.is_empty() || !self.streaming_in.is_empty() || !self.chunks_in.is_empty()
+    }
 }
 
 #[derive(Debug)]
@@ -231,11 +273,16 @@ impl Gossip {
                         collections,
                     },
                 });
+                self.pump_all(now_ms, peer, store, &mut actions);
             }
             Event::Disconnected(peer) => {
                 let peer = self.peers.entry(peer).or_default();
                 peer.stats.connected = false;
                 peer.session = None;
+                peer.streaming_in.clear();
+                for stream in peer.streams_out.values_mut() {
+                    stream.rewind(now_ms);
+                }
             }
             Event::Received {
                 from,
@@ -266,15 +313,22 @@ impl Gossip {
                     stats
                         .delays_ms
                         .push_back(now_ms.saturating_sub(origin.time.millis()));
-                    if kind == MergeKind::Repair {
+                    if kind.is_repair() {
                         stats.records_repaired += 1;
                     }
                 }
-                if let MergeKind::Push { id } = kind {
-                    actions.push(Action::Send {
+                match kind {
+                    MergeKind::Push { id } => actions.push(Action::Send {
                         to: from,
                         message: Message::PushAck { id },
-                    });
+                    }),
+                    MergeKind::Streamed { chunk } => self.chunk_merged(from, chunk, &mut actions),
+                    MergeKind::Repair => {}
+                }
+            }
+            Event::MergeFailed { from, kind } => {
+                if let MergeKind::Streamed { chunk } = kind {
+                    self.chunk_merged(from, chunk, &mut actions);
                 }
             }
             Event::Tick => self.tick(now_ms, store, &mut actions),
@@ -320,13 +374,18 @@ impl Gossip {
                     }
                 };
                 self.ship(from, &round.collection, step.ship, store, actions);
-                for range in &step.ship_ranges {
-                    let keys = store
-                        .index_entries(&round.collection, range, usize::MAX)
-                        .into_iter()
-                        .map(|(key, _)| key)
-                        .collect();
-                    self.ship(from, &round.collection, keys, store, actions);
+                if !step.ship_ranges.is_empty() {
+                    let peer = self.peers.entry(from).or_default();
+                    for range in step.ship_ranges {
+                        match peer.streams_out.get_mut(&round.collection) {
+                            Some(stream) => stream.add(range),
+                            None => {
+                                let stream = OutStream::new(range, now_ms);
+                                peer.streams_out.insert(round.collection.clone(), stream);
+                            }
+                        }
+                    }
+                    self.pump(now_ms, from, &round.collection, store, actions);
                 }
                 let finished = match &step.reply {
                     None => true,
@@ -366,6 +425,146 @@ impl Gossip {
                     });
                 }
             }
+            Message::Stream {
+                id,
+                collection,
+                records,
+                last,
+            } => {
+                let peer = self.peers.entry(from).or_default();
+                if last {
+                    peer.streaming_in.remove(&collection);
+                } else {
+                    peer.streaming_in.insert(collection.clone());
+                }
+                if records.is_empty() {
+                    self.chunk_merged_all(from, id, actions);
+                    return;
+                }
+                *peer.chunks_in.entry(id).or_default() += records.len();
+                for shipped in records {
+                    actions.push(Action::Merge {
+                        from,
+                        collection: collection.clone(),
+                        key: shipped.key,
+                        state: shipped.record,
+                        origin: Origin {
+                            replica: from,
+                            time: shipped.time,
+                            full_state: true,
+                        },
+                        kind: MergeKind::Streamed { chunk: id },
+                    });
+                }
+            }
+            Message::StreamAck { id } => {
+                let Some(peer) = self.peers.get_mut(&from) else {
+                    return;
+                };
+                let mut acked = None;
+                for (collection, stream) in &mut peer.streams_out {
+                    if stream.ack(id, now_ms) {
+                        acked = Some(collection.clone());
+                        break;
+                    }
+                }
+                if let Some(collection) = acked {
+                    self.pump(now_ms, from, &collection, store, actions);
+                }
+            }
+        }
+    }
+
+    /// One record of chunk `chunk` from `from` is merged (or refused).
+    fn chunk_merged(&mut self, from: ReplicaId, chunk: u64, actions: &mut Vec<Action>) {
+        let Some(peer) = self.peers.get_mut(&from) else {
+            return;
+        };
+        let Some(left) = peer.chunks_in.get_mut(&chunk) else {
+            return;
+        };
+        *left = left.saturating_sub(1);
+        if *left == 0 {
+            peer.chunks_in.remove(&chunk);
+            self.chunk_merged_all(from, chunk, actions);
+        }
+    }
+
+    /// Every record of chunk `chunk` from `from` is merged: acknowledge
+    /// it, and if that ends the peer's streams, count the session that
+    /// was waiting for them as complete.
+    fn chunk_merged_all(&mut self, from: ReplicaId, chunk: u64, actions: &mut Vec<Action>) {
+        actions.push(Action::Send {
+            to: from,
+            message: Message::StreamAck { id: chunk },
+        });
+        let Some(peer) = self.peers.get_mut(&from) else {
+            return;
+        };
+        if peer.streaming_in.is_empty() && peer.chunks_in.is_empty() {
+            if let Some(started) = peer.reconciled_after_stream.take() {
+                peer.stats.last_reconciled_ms = Some(started);
+            }
+        }
+    }
+
+    /// Sends the next chunks of the stream of `collection` to `to`, as far
+    /// as its window allows; forgets the stream once it is all
+    /// acknowledged.
+    fn pump(
+        &mut self,
+        now_ms: u64,
+        to: ReplicaId,
+        collection: &str,
+        store: &impl Store,
+        actions: &mut Vec<Action>,
+    ) {
+        let byte_limit = self.config.records_bytes_per_message;
+        let Some(peer) = self.peers.get_mut(&to) else {
+            return;
+        };
+        if !peer.stats.connected {
+            return;
+        }
+        let Some(stream) = peer.streams_out.get_mut(collection) else {
+            return;
+        };
+        loop {
+            let id = self.next_id + 1;
+            let Some(chunk) = stream.next_chunk(store, collection, byte_limit, id, now_ms) else {
+                break;
+            };
+            self.next_id = id;
+            actions.push(Action::Send {
+                to,
+                message: Message::Stream {
+                    id,
+                    collection: collection.to_owned(),
+                    records: chunk.records,
+                    last: chunk.last,
+                },
+            });
+        }
+        if stream.is_finished() {
+            peer.streams_out.remove(collection);
+        }
+    }
+
+    /// Resumes every stream to `peer`.
+    fn pump_all(
+        &mut self,
+        now_ms: u64,
+        peer: ReplicaId,
+        store: &impl Store,
+        actions: &mut Vec<Action>,
+    ) {
+        let collections: Vec<String> = self
+            .peers
+            .get(&peer)
+            .map(|state| state.streams_out.keys().cloned().collect())
+            .unwrap_or_default();
+        for collection in collections {
+            self.pump(now_ms, peer, &collection, store, actions);
         }
     }
 
@@ -406,7 +605,8 @@ impl Gossip {
     /// Starts a session with the peer synced least recently, when due.
     fn tick(&mut self, now_ms: u64, store: &impl Store, actions: &mut Vec<Action>) {
         let timeout = self.config.session_timeout_ms;
-        for peer in self.peers.values_mut() {
+        let mut stalled = Vec::new();
+        for (id, peer) in &mut self.peers {
             if peer
                 .session
                 .as_ref()
@@ -414,6 +614,16 @@ impl Gossip {
             {
                 peer.session = None;
             }
+            for stream in peer.streams_out.values_mut() {
+                if stream.is_waiting() && now_ms.saturating_sub(stream.last_progress_ms) > timeout {
+                    // Chunks or their acknowledgements were lost: send again.
+                    stream.rewind(now_ms);
+                    stalled.push(*id);
+                }
+            }
+        }
+        for peer in stalled {
+            self.pump_all(now_ms, peer, store, actions);
         }
         if now_ms < self.next_reconcile_ms {
             return;
@@ -424,7 +634,9 @@ impl Gossip {
         let candidates: Vec<(Option<u64>, ReplicaId)> = self
             .peers
             .iter()
-            .filter(|(_, peer)| peer.stats.connected && peer.session.is_none())
+            .filter(|(_, peer)| {
+                peer.stats.connected && peer.session.is_none() && !peer.is_streaming()
+            })
             .map(|(id, peer)| (peer.stats.last_reconciled_ms, *id))
             .collect();
         let Some(oldest) = candidates.iter().map(|(last, _)| *last).min() else {
@@ -504,7 +716,11 @@ impl Gossip {
         };
         open.open.remove(collection);
         if open.open.is_empty() {
-            state.stats.last_reconciled_ms = Some(open.started_ms);
+            if state.streaming_in.is_empty() && state.chunks_in.is_empty() {
+                state.stats.last_reconciled_ms = Some(open.started_ms);
+            } else {
+                state.reconciled_after_stream = Some(open.started_ms);
+            }
             state.session = None;
         }
     }
@@ -536,7 +752,7 @@ fn records(to: ReplicaId, collection: &str, records: Vec<Shipped>) -> Action {
 /// When `key` last changed here, from its index entry.
 fn last_change(store: &impl Store, collection: &str, key: &str) -> Timestamp {
     // The range from `key` to `key` + NUL holds exactly `key`.
-    let just_key = KeyRange::new(key, format!("{key}\0"));
+    let just_key = KeyRange::new(key, successor(key));
     store
         .index_entries(collection, &just_key, 1)
         .first()

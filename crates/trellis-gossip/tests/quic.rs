@@ -214,13 +214,17 @@ async fn a_node_started_empty_catches_up_durably() {
         Duration::from_secs(30),
     )
     .await;
-    let oslo_status = oslo.gossip.status().await.unwrap();
-    let repaired: u64 = oslo_status
-        .peers
-        .iter()
-        .map(|p| p.stats.records_repaired)
-        .sum();
-    assert!(repaired >= RECORDS as u64, "{oslo_status:?}");
+    // Merges are counted once durable, a moment after they are visible.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let status = oslo.gossip.status().await.unwrap();
+        let repaired: u64 = status.peers.iter().map(|p| p.stats.records_repaired).sum();
+        if repaired >= RECORDS as u64 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "repaired {repaired}: {status:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let expected = summary(oslo.store(), LEADS);
     oslo.stop().await;
 

@@ -174,17 +174,16 @@ impl Sim {
                         .store
                         .merge(&collection, &key, state, origin)
                         .wait();
-                    if let Ok(merged) = merged {
-                        self.event(
-                            node,
-                            Event::Merged {
-                                from,
-                                kind,
-                                origin,
-                                grew: merged.grew,
-                            },
-                        );
-                    }
+                    let event = match merged {
+                        Ok(merged) => Event::Merged {
+                            from,
+                            kind,
+                            origin,
+                            grew: merged.grew,
+                        },
+                        Err(_) => Event::MergeFailed { from, kind },
+                    };
+                    self.event(node, event);
                 }
             }
         }

@@ -240,6 +240,7 @@ impl<S: Store> Driver<S> {
                 Err(err) => {
                     self.refused_merges += 1;
                     tracing::warn!(peer = %from, %err, "refused a remote change");
+                    self.protocol(Event::MergeFailed { from, kind }).await;
                 }
             },
             Input::Status(reply) => {
