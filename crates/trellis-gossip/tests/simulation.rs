@@ -2,6 +2,13 @@
 //! `Gossip` state machine, exchange messages through a simulated network
 //! that drops, duplicates, delays and reorders them, suffers one-way and
 //! full partitions, and crashes nodes (restarting them from their store).
+//!
+//! Every write, local or remote, takes a few milliseconds to commit, as a
+//! group commit does: it reaches the store (and is acknowledged to its
+//! client, or to the pushing peer) only when that time is up, in
+//! submission order. A crash loses whatever had not committed yet, as
+//! kill -9 loses an unsynced batch.
+//!
 //! After the faults heal, every node must hold identical records and every
 //! acknowledged write must be present everywhere.
 //!
@@ -11,7 +18,7 @@
 
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -21,7 +28,7 @@ use rand::{RngExt, SeedableRng};
 use serde_json::json;
 use trellis_crdt::{codec, Lattice, Record, ReplicaId};
 use trellis_gossip::messages::Message;
-use trellis_gossip::node::{Action, Event, Gossip, GossipConfig};
+use trellis_gossip::node::{Action, Event, Gossip, GossipConfig, MergeKind};
 use trellis_store::index::KeyRange;
 use trellis_store::{MemStore, Mutation, Store, StoreConfig};
 
@@ -77,6 +84,23 @@ struct Node {
     store: MemStore,
     gossip: Gossip,
     down_until: Option<u64>,
+    /// Writes waiting to commit, in order, with when they commit.
+    commits: VecDeque<(u64, Commit)>,
+}
+
+/// A write on its way to the store.
+enum Commit {
+    /// A client's write.
+    Local { key: String, value: u8 },
+    /// A remote state the protocol asked to merge.
+    Merge {
+        from: ReplicaId,
+        collection: String,
+        key: String,
+        state: Record,
+        origin: trellis_store::Origin,
+        kind: MergeKind,
+    },
 }
 
 struct Envelope {
@@ -114,6 +138,7 @@ impl Sim {
                     store,
                     gossip: gossip(id, seed, 1_000_000),
                     down_until: None,
+                    commits: VecDeque::new(),
                 }
             })
             .collect();
@@ -163,6 +188,49 @@ impl Sim {
             match action {
                 Action::Send { to, message } => self.send(node, to, &message),
                 Action::Merge {
+                    from,
+                    collection,
+                    key,
+                    state,
+                    origin,
+                    kind,
+                } => self.submit(
+                    node,
+                    Commit::Merge {
+                        from,
+                        collection,
+                        key,
+                        state,
+                        origin,
+                        kind,
+                    },
+                ),
+            }
+        }
+    }
+
+    /// Queues a write to commit after a short, random delay, behind the
+    /// node's earlier writes.
+    fn submit(&mut self, node: usize, commit: Commit) {
+        let earliest = self.now() + self.rng.random_range(1..=20u64);
+        let queue = &mut self.nodes[node].commits;
+        let due = queue.back().map_or(0, |(due, _)| *due).max(earliest);
+        queue.push_back((due, commit));
+    }
+
+    /// Commits every write of `node` due by now, reporting each outcome.
+    fn commit_due(&mut self, node: usize) {
+        while self.nodes[node]
+            .commits
+            .front()
+            .is_some_and(|(due, _)| *due <= self.now())
+        {
+            let Some((_, commit)) = self.nodes[node].commits.pop_front() else {
+                return;
+            };
+            match commit {
+                Commit::Local { key, value } => self.commit_write(node, key, value),
+                Commit::Merge {
                     from,
                     collection,
                     key,
@@ -251,6 +319,7 @@ impl Sim {
                     self.restart(node);
                 }
                 if self.up(node) {
+                    self.commit_due(node);
                     self.event(node, Event::Tick);
                 }
             }
@@ -262,6 +331,8 @@ impl Sim {
             return;
         }
         self.nodes[node].down_until = Some(self.now() + down_ms);
+        // kill -9: what had not committed is gone, and was never acknowledged.
+        self.nodes[node].commits.clear();
         let id = self.nodes[node].id;
         for other in 0..self.nodes.len() {
             if other != node && self.up(other) {
@@ -284,6 +355,11 @@ impl Sim {
             return;
         }
         let key = format!("lead-{key:02}");
+        self.submit(node, Commit::Local { key, value });
+    }
+
+    /// A client's write commits: it is acknowledged and pushed.
+    fn commit_write(&mut self, node: usize, key: String, value: u8) {
         let doc = json!({"value": value, "by": node});
         let applied = self.nodes[node]
             .store
@@ -358,7 +434,12 @@ fn play(schedule: &Schedule) -> Result<(), TestCaseError> {
     sim.drop_percent = 0;
     sim.duplicate_percent = 0;
     let deadline = sim.now() + 60_000;
-    while !(sim.converged() && sim.nodes.iter().all(|n| n.down_until.is_none())) {
+    let settled = |sim: &Sim| {
+        sim.nodes
+            .iter()
+            .all(|n| n.down_until.is_none() && n.commits.is_empty())
+    };
+    while !(sim.converged() && settled(&sim)) {
         prop_assert!(
             sim.now() < deadline,
             "no convergence 60 s after healing: {schedule:?}"

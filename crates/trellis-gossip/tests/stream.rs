@@ -172,7 +172,11 @@ fn a_stream_keeps_a_bounded_window_and_sends_each_record_once() {
     assert_eq!(pair.count(1), RECORDS as u64);
     assert_eq!(pair.streamed.len(), RECORDS, "each record streamed once");
     assert!(pair.max_unacked <= 4, "window: {}", pair.max_unacked);
-    assert!(pair.max_unacked >= 2, "the window is used: {}", pair.max_unacked);
+    assert!(
+        pair.max_unacked >= 2,
+        "the window is used: {}",
+        pair.max_unacked
+    );
 }
 
 #[test]
