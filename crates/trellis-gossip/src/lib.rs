@@ -49,6 +49,7 @@ pub mod exchange;
 pub mod membership;
 pub mod messages;
 pub mod node;
+pub mod pair;
 pub mod reconcile;
 mod stream;
 mod view;

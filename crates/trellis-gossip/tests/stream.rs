@@ -4,215 +4,129 @@
 
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 
-use std::collections::{BTreeMap, VecDeque};
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::rc::Rc;
 
 use serde_json::json;
 use trellis_crdt::ReplicaId;
 use trellis_gossip::messages::Message;
-use trellis_gossip::node::{Action, Event, Gossip, GossipConfig};
+use trellis_gossip::node::{Event, GossipConfig};
+use trellis_gossip::pair::{Pair, Seen};
 use trellis_store::index::KeyRange;
 use trellis_store::{MemStore, Mutation, Store, StoreConfig};
 
 const LEADS: &str = "leads";
 const RECORDS: usize = 2_000;
 
-struct Side {
-    id: ReplicaId,
-    store: MemStore,
-    gossip: Gossip,
-}
-
-/// Two nodes and the messages in flight between them, in order.
-struct Pair {
-    sides: [Side; 2],
-    wire: VecDeque<(usize, Message)>,
-    now: u64,
-    /// Keys carried by `Stream` messages from side 0, in order sent.
-    streamed: Vec<String>,
-    /// Most chunks side 0 had unacknowledged at once.
-    max_unacked: usize,
-    /// Side 0's unacknowledged chunks: id → records in it.
+/// What side 0 streamed, seen as it was sent.
+#[derive(Default)]
+struct Log {
+    /// Records sent in `Stream` messages.
+    streamed: usize,
+    /// Unacknowledged chunks: id → records in it.
     unacked: BTreeMap<u64, usize>,
+    /// Most chunks unacknowledged at once.
+    max_unacked: usize,
 }
 
-impl Pair {
-    fn new() -> Self {
-        let config = GossipConfig {
-            // Small chunks: about 40 records each.
-            records_bytes_per_message: 2_000,
-            reconcile_every_ms: 1_000,
-            jitter_ms: 0,
-            ..GossipConfig::default()
-        };
-        let side = |id: u64| Side {
-            id: ReplicaId(id),
-            store: MemStore::new(ReplicaId(id), StoreConfig::default()),
-            gossip: Gossip::new(ReplicaId(id), config.clone(), 0),
-        };
-        Pair {
-            sides: [side(1), side(2)],
-            wire: VecDeque::new(),
-            now: 0,
-            streamed: Vec::new(),
-            max_unacked: 0,
-            unacked: BTreeMap::new(),
-        }
-    }
-
-    fn event(&mut self, at: usize, event: Event) {
-        let side = &mut self.sides[at];
-        let actions = side.gossip.handle(self.now, event, &side.store);
-        for action in actions {
-            match action {
-                Action::Send { message, .. } => {
-                    if at == 0 {
-                        if let Message::Stream { id, records, .. } = &message {
-                            self.streamed.extend(records.iter().map(|r| r.key.clone()));
-                            self.unacked.insert(*id, records.len());
-                            self.max_unacked = self.max_unacked.max(self.unacked.len());
-                        }
-                    }
-                    self.wire.push_back((1 - at, message));
-                }
-                Action::Merge {
-                    from,
-                    collection,
-                    key,
-                    state,
-                    origin,
-                    kind,
-                } => {
-                    let merged = self.sides[at]
-                        .store
-                        .merge(&collection, &key, state, origin)
-                        .wait()
-                        .unwrap();
-                    self.event(
-                        at,
-                        Event::Merged {
-                            from,
-                            kind,
-                            origin,
-                            grew: merged.grew,
-                        },
-                    );
-                }
-            }
-        }
-    }
-
-    /// Delivers up to `limit` messages in order.
-    fn deliver(&mut self, limit: usize) {
-        for _ in 0..limit {
-            let Some((to, message)) = self.wire.pop_front() else {
-                return;
-            };
-            if let (0, Message::StreamAck { id }) = (to, &message) {
-                self.unacked.remove(id);
-            }
-            let from = self.sides[1 - to].id;
-            self.event(
-                to,
-                Event::Received {
-                    from,
-                    message,
-                    bytes: 0,
-                },
-            );
-        }
-    }
-
-    fn connect(&mut self) {
-        let (a, b) = (self.sides[0].id, self.sides[1].id);
-        self.event(0, Event::Connected(b));
-        self.event(1, Event::Connected(a));
-    }
-
-    fn disconnect(&mut self) {
-        self.wire.clear();
-        let (a, b) = (self.sides[0].id, self.sides[1].id);
-        self.event(0, Event::Disconnected(b));
-        self.event(1, Event::Disconnected(a));
-    }
-
-    /// Side 0 starts a session (it is the only side with data, so the
-    /// empty side 1 answers with an empty summary and side 0 streams).
-    fn reconcile(&mut self) {
-        self.now += 2_000;
-        self.event(0, Event::Tick);
-    }
-
-    fn count(&self, at: usize) -> u64 {
-        self.sides[at]
-            .store
-            .fingerprint(LEADS, &KeyRange::all())
-            .count
-    }
-}
-
-fn filled() -> Pair {
-    let pair = Pair::new();
+/// Side 0 holds `RECORDS` leads, side 1 nothing; chunks are small (about
+/// 40 records each).
+fn filled() -> (Pair<MemStore>, Rc<RefCell<Log>>) {
+    let stores = [1, 2].map(|id| MemStore::new(ReplicaId(id), StoreConfig::default()));
     for n in 0..RECORDS {
         let value = json!({"name": format!("lead {n}"), "note": "x".repeat(20)});
-        pair.sides[0]
-            .store
+        stores[0]
             .apply(LEADS, &format!("lead-{n:05}"), Mutation::Put(value))
             .wait()
             .unwrap();
     }
-    pair
+    let config = GossipConfig {
+        records_bytes_per_message: 2_000,
+        jitter_ms: 0,
+        ..GossipConfig::default()
+    };
+    let mut pair = Pair::new(stores, &config);
+    let log = Rc::new(RefCell::new(Log::default()));
+    let seen = Rc::clone(&log);
+    pair.observe(move |when, message| {
+        let mut log = seen.borrow_mut();
+        match (when, message) {
+            (Seen::Sent { from: 0 }, Message::Stream { id, records, .. }) => {
+                log.streamed += records.len();
+                log.unacked.insert(*id, records.len());
+                log.max_unacked = log.max_unacked.max(log.unacked.len());
+            }
+            (Seen::Delivered { to: 0 }, Message::StreamAck { id }) => {
+                log.unacked.remove(id);
+            }
+            _ => {}
+        }
+    });
+    pair.connect();
+    (pair, log)
+}
+
+/// Side 0 starts a session; side 1 answers with an empty summary, so
+/// side 0 streams.
+fn reconcile(pair: &mut Pair<MemStore>) {
+    pair.advance(2_000);
+    pair.event(0, Event::Tick);
+}
+
+fn count(pair: &Pair<MemStore>, side: usize) -> u64 {
+    pair.store(side).fingerprint(LEADS, &KeyRange::all()).count
 }
 
 #[test]
 fn a_stream_keeps_a_bounded_window_and_sends_each_record_once() {
-    let mut pair = filled();
-    pair.connect();
-    pair.reconcile();
+    let (mut pair, log) = filled();
+    reconcile(&mut pair);
     pair.deliver(usize::MAX);
-    assert_eq!(pair.count(1), RECORDS as u64);
-    assert_eq!(pair.streamed.len(), RECORDS, "each record streamed once");
-    assert!(pair.max_unacked <= 4, "window: {}", pair.max_unacked);
+    assert_eq!(count(&pair, 1), RECORDS as u64);
+    let log = log.borrow();
+    assert_eq!(log.streamed, RECORDS, "each record streamed once");
+    assert!(log.max_unacked <= 4, "window: {}", log.max_unacked);
     assert!(
-        pair.max_unacked >= 2,
+        log.max_unacked >= 2,
         "the window is used: {}",
-        pair.max_unacked
+        log.max_unacked
     );
 }
 
 #[test]
 fn a_stream_resumes_after_a_disconnect_from_the_last_acknowledged_chunk() {
-    let mut pair = filled();
-    pair.connect();
-    pair.reconcile();
+    let (mut pair, log) = filled();
+    reconcile(&mut pair);
     // Part of the stream gets through, then the connection drops with
     // chunks (and acknowledgements) in flight.
     pair.deliver(60);
-    let before = pair.count(1);
+    let before = count(&pair, 1);
     assert!(before > 0 && before < RECORDS as u64, "{before}");
-    let unacknowledged: usize = pair.unacked.values().sum();
+    let unacknowledged: usize = log.borrow().unacked.values().sum();
     assert!(unacknowledged > 0);
     pair.disconnect();
+    log.borrow_mut().unacked.clear();
 
-    pair.now += 100;
+    pair.advance(100);
     pair.connect();
     pair.deliver(usize::MAX);
-    assert_eq!(pair.count(1), RECORDS as u64);
+    assert_eq!(count(&pair, 1), RECORDS as u64);
     // Exactly what was not acknowledged is sent again.
-    assert_eq!(pair.streamed.len() - RECORDS, unacknowledged);
+    assert_eq!(log.borrow().streamed - RECORDS, unacknowledged);
 }
 
 #[test]
 fn a_stream_with_lost_chunks_is_resent_after_the_session_timeout() {
-    let mut pair = filled();
-    pair.connect();
-    pair.reconcile();
+    let (mut pair, _log) = filled();
+    reconcile(&mut pair);
     pair.deliver(10);
     // Everything in flight is lost, but the connection stays up.
-    pair.wire.clear();
+    pair.lose_in_flight();
     pair.deliver(usize::MAX);
-    assert!(pair.count(1) < RECORDS as u64);
-    pair.now += GossipConfig::default().session_timeout_ms + 1;
+    assert!(count(&pair, 1) < RECORDS as u64);
+    pair.advance(GossipConfig::default().session_timeout_ms + 1);
     pair.event(0, Event::Tick);
     pair.deliver(usize::MAX);
-    assert_eq!(pair.count(1), RECORDS as u64);
+    assert_eq!(count(&pair, 1), RECORDS as u64);
 }
