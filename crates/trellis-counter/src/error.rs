@@ -8,12 +8,12 @@ use serde::{Deserialize, Serialize};
 ///
 /// The variants map onto HTTP answers: `InvalidRequest` is a 400,
 /// `NotFound` a 404, `AlreadyExists`, `Insufficient`, `BelowMinimum`,
-/// `Overflow` and `IdempotencyKeyReused` are 409s, `NoQuorum`, `Timeout`
-/// and `Stopped` are 503s, the rest 500s.
+/// `Overflow` and `IdempotencyKeyReused` are 409s, `NoQuorum` and
+/// `Stopped` are 503s, `NotVoter` a 404, the rest 500s.
 ///
-/// After `NoQuorum` or `Timeout` a **mutation's outcome is unknown**: it
-/// may have been applied, or may still be. Retry it with the same
-/// idempotency key to learn the outcome without applying it twice.
+/// After `NoQuorum` a **mutation's outcome is unknown**: it may have been
+/// applied, or may still be. Retry it with the same idempotency key to
+/// learn the outcome without applying it twice.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
 #[non_exhaustive]
 pub enum CounterError {
@@ -65,7 +65,8 @@ pub enum CounterError {
         /// The key.
         key: String,
     },
-    /// No leader with a quorum could be reached in time.
+    /// No leader with a quorum answered within the request timeout: the
+    /// call was bounded in time instead of hanging.
     #[error(
         "no quorum: no counter leader with a majority of voters answered within {waited:?} ({detail}); \
          check that a majority of the voter sites are running and reachable, then retry \
@@ -76,15 +77,6 @@ pub enum CounterError {
         waited: Duration,
         /// The last thing that went wrong.
         detail: String,
-    },
-    /// The leader took the request but did not answer in time.
-    #[error(
-        "timed out after {waited:?} waiting for the counter leader to commit the request; \
-         it may still be applied: retry with the same idempotency key to learn the outcome"
-    )]
-    Timeout {
-        /// How long the call waited.
-        waited: Duration,
     },
     /// The voter to remove is not a voter.
     #[error("node {id} is not a voter of the counter group; `members` lists the voters")]
