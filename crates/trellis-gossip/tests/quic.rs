@@ -14,9 +14,9 @@ use rand::rngs::SmallRng;
 use rand::{RngExt, SeedableRng};
 use serde_json::json;
 use trellis_crdt::ReplicaId;
-use trellis_gossip::driver::{self, DriverConfig, GossipHandle};
+use trellis_gossip::driver::{self, GossipHandle};
 use trellis_gossip::membership::{Member, MEMBERS};
-use trellis_net::{ClusterCa, Endpoint, NetConfig, PeerStatus, ALPN_GOSSIP};
+use trellis_net::{ClusterCa, Endpoint, NetConfig, PeerStatus};
 use trellis_store::index::KeyRange;
 use trellis_store::{MemStore, Mutation, RedbStore, Store, StoreConfig};
 
@@ -45,16 +45,21 @@ impl<S: Store> Node<S> {
 
 async fn start<S: Store>(ca: &ClusterCa, store: S, name: &str, seeds: Vec<SocketAddr>) -> Node<S> {
     let identity = ca.issue(name, store.replica_id()).unwrap();
-    let mut builder = Endpoint::builder(identity, ca.trust(), NetConfig::default());
-    let incoming = builder.serve(ALPN_GOSSIP).unwrap();
-    let endpoint = builder.bind(([127, 0, 0, 1], 0).into()).unwrap();
-    let mut config = DriverConfig::new(name, endpoint.local_addr());
-    config.seeds = seeds;
-    config.gossip.reconcile_every_ms = 300;
-    config.gossip.jitter_ms = 100;
-    let gossip = driver::start(Arc::new(store), endpoint.clone(), incoming, config)
-        .await
-        .unwrap();
+    let localhost = ([127, 0, 0, 1], 0).into();
+    let (gossip, endpoint) = driver::start_standalone(
+        identity,
+        ca.trust(),
+        NetConfig::default(),
+        localhost,
+        store,
+        |config| {
+            config.seeds = seeds;
+            config.gossip.reconcile_every_ms = 300;
+            config.gossip.jitter_ms = 100;
+        },
+    )
+    .await
+    .unwrap();
     Node { gossip, endpoint }
 }
 

@@ -316,3 +316,26 @@ impl<S: Store> GossipHandle<S> {
         self.task.0.abort();
     }
 }
+
+/// A node that speaks only gossip: its own endpoint bound at `bind`
+/// (port 0 picks one) and a driver over `store`, advertising the bound
+/// address. What tests, benchmarks and gossip-only embedders need; a
+/// node that also serves counters builds the endpoint itself and calls
+/// [`start`].
+pub async fn start_standalone<S: Store>(
+    identity: trellis_net::NodeIdentity,
+    trust: trellis_net::ClusterTrust,
+    net: trellis_net::NetConfig,
+    bind: SocketAddr,
+    store: S,
+    configure: impl FnOnce(&mut DriverConfig),
+) -> Result<(GossipHandle<S>, Endpoint), DriverError> {
+    let site = identity.site_name().to_owned();
+    let mut builder = Endpoint::builder(identity, trust, net);
+    let incoming = builder.serve(trellis_net::ALPN_GOSSIP)?;
+    let endpoint = builder.bind(bind)?;
+    let mut config = DriverConfig::new(site, endpoint.local_addr());
+    configure(&mut config);
+    let handle = start(Arc::new(store), endpoint.clone(), incoming, config).await?;
+    Ok((handle, endpoint))
+}
