@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use openraft::error::{CheckIsLeaderError, ClientWriteError, ForwardToLeader, RaftError};
@@ -31,6 +32,8 @@ pub(crate) struct Core {
     pub(crate) pool: Arc<ConnectionPool>,
     /// The settings.
     pub(crate) config: CounterConfig,
+    /// Set by [`Counters::shutdown`](crate::Counters::shutdown).
+    pub(crate) stopped: AtomicBool,
 }
 
 impl Core {
@@ -155,10 +158,7 @@ impl Core {
             Err(RaftError::APIError(CheckIsLeaderError::QuorumNotEnough(quorum))) => {
                 ClientReply::Unavailable(format!("the leader could not confirm a quorum: {quorum}"))
             }
-            Err(RaftError::Fatal(fatal)) => {
-                tracing::warn!(error = %fatal, "counter raft stopped");
-                ClientReply::Done(Err(CounterError::Stopped))
-            }
+            Err(RaftError::Fatal(fatal)) => stopped(&fatal),
         }
     }
 
@@ -212,11 +212,15 @@ fn write_failure(err: RaftError<u64, ClientWriteError<u64, PeerAddress>>) -> Cli
         RaftError::APIError(ClientWriteError::ChangeMembershipError(err)) => {
             ClientReply::Done(Err(CounterError::Membership(err.to_string())))
         }
-        RaftError::Fatal(fatal) => {
-            tracing::warn!(error = %fatal, "counter raft stopped");
-            ClientReply::Done(Err(CounterError::Stopped))
-        }
+        RaftError::Fatal(fatal) => stopped(&fatal),
     }
+}
+
+/// The reply of a node whose Raft stopped: another node may still serve
+/// the call, so this is not the call's final answer.
+fn stopped(fatal: &openraft::error::Fatal<u64>) -> ClientReply {
+    tracing::warn!(error = %fatal, "counter raft stopped");
+    ClientReply::Unavailable(format!("the node's counter raft stopped: {fatal}"))
 }
 
 fn not_leader(forward: ForwardToLeader<u64, PeerAddress>) -> ClientReply {

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -130,6 +131,7 @@ impl Counters {
             state,
             pool,
             config,
+            stopped: AtomicBool::new(false),
         });
         let server = tokio::spawn(server::serve(incoming, core.clone())).abort_handle();
         let counters = Counters {
@@ -306,6 +308,7 @@ impl Counters {
     /// Stops this node's Raft member and RPC server. Calls on this handle
     /// (and its clones) then fail with [`CounterError::Stopped`].
     pub async fn shutdown(&self) {
+        self.core.stopped.store(true, Ordering::SeqCst);
         self.server.0.abort();
         if let Err(err) = self.core.raft.shutdown().await {
             tracing::warn!(error = %err, "the counter raft task ended abnormally");
@@ -357,6 +360,9 @@ impl Counters {
         let mut last_problem = String::from("no leader has been elected");
         let mut probe = 0usize;
         loop {
+            if self.core.stopped.load(Ordering::SeqCst) {
+                return Err(CounterError::Stopped);
+            }
             let now = Instant::now();
             if now >= deadline {
                 return Err(CounterError::NoQuorum {
@@ -376,7 +382,12 @@ impl Counters {
                         ),
                     }
                 }
-                Some((leader, addr)) => self.forward(leader, addr, &request, remaining).await,
+                Some((leader, addr)) => {
+                    // Leave time for a second attempt if this leader died
+                    // holding the request.
+                    let limit = remaining.min(budget / 2);
+                    self.forward(leader, addr, &request, limit).await
+                }
                 None => {
                     let candidates = core.candidates();
                     if candidates.is_empty() {
