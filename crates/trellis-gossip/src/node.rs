@@ -181,10 +181,48 @@ pub struct PeerStats {
     /// changes, in milliseconds, newest last; at most
     /// [`DELAY_SAMPLES`].
     pub delays_ms: VecDeque<u64>,
+    /// Every propagation delay since the node started, counted in
+    /// buckets (for metrics).
+    pub delay_histogram: DelayHistogram,
+    /// Reconciliation sessions with this peer that completed (every
+    /// collection settled).
+    pub sessions_completed: u64,
 }
 
 /// How many propagation delays a peer keeps.
 pub const DELAY_SAMPLES: usize = 1024;
+
+/// Upper bounds, in milliseconds, of the propagation-delay buckets.
+pub const DELAY_BUCKETS_MS: [u64; 14] = [
+    1, 2, 5, 10, 25, 50, 100, 250, 500, 1_000, 5_000, 30_000, 60_000, 300_000,
+];
+
+/// A histogram of propagation delays over [`DELAY_BUCKETS_MS`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DelayHistogram {
+    /// Delays in each bucket: `counts[i]` are those `<= DELAY_BUCKETS_MS[i]`
+    /// and above the bucket before; the last entry counts the rest.
+    pub counts: [u64; DELAY_BUCKETS_MS.len() + 1],
+    /// Every delay added up, in milliseconds.
+    pub sum_ms: u64,
+}
+
+impl DelayHistogram {
+    /// Counts one delay.
+    pub fn observe(&mut self, delay_ms: u64) {
+        let bucket = DELAY_BUCKETS_MS
+            .iter()
+            .position(|bound| delay_ms <= *bound)
+            .unwrap_or(DELAY_BUCKETS_MS.len());
+        self.counts[bucket] += 1;
+        self.sum_ms = self.sum_ms.saturating_add(delay_ms);
+    }
+
+    /// How many delays were counted.
+    pub fn count(&self) -> u64 {
+        self.counts.iter().sum()
+    }
+}
 
 #[derive(Debug, Default)]
 struct Peer {
@@ -310,9 +348,9 @@ impl Gossip {
                     if stats.delays_ms.len() == DELAY_SAMPLES {
                         stats.delays_ms.pop_front();
                     }
-                    stats
-                        .delays_ms
-                        .push_back(now_ms.saturating_sub(origin.time.millis()));
+                    let delay = now_ms.saturating_sub(origin.time.millis());
+                    stats.delays_ms.push_back(delay);
+                    stats.delay_histogram.observe(delay);
                     if kind.is_repair() {
                         stats.records_repaired += 1;
                     }
@@ -666,6 +704,7 @@ impl Gossip {
         let peer = self.peers.entry(target).or_default();
         if collections.is_empty() {
             peer.stats.last_reconciled_ms = Some(now_ms);
+            peer.stats.sessions_completed += 1;
         } else {
             peer.session = Some(Session {
                 id,
@@ -716,6 +755,7 @@ impl Gossip {
         };
         open.open.remove(collection);
         if open.open.is_empty() {
+            state.stats.sessions_completed += 1;
             if state.streaming_in.is_empty() && state.chunks_in.is_empty() {
                 state.stats.last_reconciled_ms = Some(open.started_ms);
             } else {
@@ -765,4 +805,24 @@ fn collection_names(store: &impl Store) -> Vec<String> {
         .collections()
         .map(|infos| infos.into_iter().map(|info| info.name).collect())
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delays_land_in_their_buckets() {
+        let mut histogram = DelayHistogram::default();
+        for delay in [0, 1, 2, 3, 300_000, 300_001] {
+            histogram.observe(delay);
+        }
+        assert_eq!(histogram.counts[0], 2); // 0 and 1 ms
+        assert_eq!(histogram.counts[1], 1); // 2 ms
+        assert_eq!(histogram.counts[2], 1); // 3 ms, in the 5 ms bucket
+        assert_eq!(histogram.counts[DELAY_BUCKETS_MS.len() - 1], 1);
+        assert_eq!(histogram.counts[DELAY_BUCKETS_MS.len()], 1);
+        assert_eq!(histogram.count(), 6);
+        assert_eq!(histogram.sum_ms, 600_007);
+    }
 }

@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use tokio::sync::mpsc;
 use trellis_crdt::ReplicaId;
-use trellis_net::{ConnectionPool, NetError};
+use trellis_net::{quinn, ConnectionPool, NetError};
 
 use super::Input;
 
@@ -110,7 +110,16 @@ async fn run(
         let frame = tokio::select! {
             frame = queue.recv() => frame,
             reason = connection.closed() => {
+                let peer_closed = matches!(
+                    reason,
+                    quinn::ConnectionError::ApplicationClosed(_) | quinn::ConnectionError::LocallyClosed
+                );
                 let err = NetError::ConnectionLost { peer, source: reason };
+                if peer_closed {
+                    // Closed on purpose (the peer is shutting down, say): not a
+                    // failure, though the next dial may well be one.
+                    return Some(err.to_string());
+                }
                 return Some(fail(pool, peer, err));
             }
         };

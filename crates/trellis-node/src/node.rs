@@ -1,0 +1,162 @@
+//! `Node`: one site's running node: the store, the QUIC endpoint,
+//! replication and the HTTP API, started together and stopped together.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use trellis_gossip::driver::{self, DriverConfig, GossipHandle};
+use trellis_net::{Endpoint, NetConfig, ALPN_GOSSIP};
+use trellis_store::RedbStore;
+
+use crate::api::{router, AppState};
+use crate::{DataDir, NodeConfig, NodeError};
+
+/// How long shutdown waits for peers to hear the endpoint close.
+const CLOSE_GRACE: Duration = Duration::from_secs(2);
+
+/// A running node.
+pub struct Node {
+    site: String,
+    api_addr: SocketAddr,
+    peer_addr: SocketAddr,
+    gossip: GossipHandle<RedbStore>,
+    endpoint: Endpoint,
+    stop_api: oneshot::Sender<()>,
+    api_task: JoinHandle<()>,
+}
+
+impl Node {
+    /// Opens the data directory's store and certificates, binds the QUIC
+    /// endpoint and the API, and starts replicating. Must run inside a
+    /// multi-threaded tokio runtime.
+    pub async fn start(config: NodeConfig) -> Result<Node, NodeError> {
+        let data = DataDir::new(&config.data_dir);
+        let identity = data.identity()?;
+        let id = identity.replica_id()?;
+        let (certificate, trust) = data.tls_material()?;
+        let store_config = config.store.store_config();
+        let path = data.records();
+        let store = tokio::task::spawn_blocking(move || RedbStore::open(path, id, store_config))
+            .await
+            .map_err(|err| NodeError::Setup(format!("opening the store failed: {err}")))??;
+
+        let mut builder = Endpoint::builder(certificate, trust, NetConfig::default());
+        let incoming = builder.serve(ALPN_GOSSIP)?;
+        let endpoint = builder.bind(config.peer.listen)?;
+        let peer_addr = endpoint.local_addr();
+        let mut gossip_config =
+            DriverConfig::new(identity.name.clone(), config.peer.advertised(peer_addr));
+        gossip_config.seeds = config.peer.seeds.clone();
+        gossip_config.gossip.reconcile_every_ms =
+            config.peer.reconcile_interval.as_millis().max(1) as u64;
+        gossip_config.gossip.jitter_ms = gossip_config.gossip.reconcile_every_ms / 4;
+        gossip_config.gossip.seed = id.0;
+        let gossip =
+            driver::start(Arc::new(store), endpoint.clone(), incoming, gossip_config).await?;
+
+        let listener = tokio::net::TcpListener::bind(config.api.listen)
+            .await
+            .map_err(|err| NodeError::Bind {
+                what: "the HTTP API (api.listen)",
+                addr: config.api.listen,
+                source: err,
+            })?;
+        let api_addr = listener.local_addr().map_err(|err| NodeError::Bind {
+            what: "the HTTP API (api.listen)",
+            addr: config.api.listen,
+            source: err,
+        })?;
+        let state = AppState {
+            gossip: gossip.clone(),
+            site: identity.name.clone(),
+            limits: config.store.store_config().limits,
+            api: Arc::new(config.api.clone()),
+            started: Instant::now(),
+        };
+        let (stop_api, stopped) = oneshot::channel();
+        let app = router(state);
+        let api_task = tokio::spawn(async move {
+            let serve = axum::serve(listener, app).with_graceful_shutdown(async {
+                let _ = stopped.await;
+            });
+            if let Err(err) = serve.await {
+                tracing::error!(%err, "the HTTP API stopped");
+            }
+        });
+        if config.api.tokens.is_empty() {
+            tracing::info!(addr = %api_addr, "no api.tokens configured: the API is unauthenticated and listens on loopback only");
+        }
+        tracing::info!(
+            site = %identity.name,
+            id = %id,
+            api = %format!("http://{api_addr}"),
+            peer = %peer_addr,
+            "node started"
+        );
+        Ok(Node {
+            site: identity.name,
+            api_addr,
+            peer_addr,
+            gossip,
+            endpoint,
+            stop_api,
+            api_task,
+        })
+    }
+
+    /// The site's name.
+    pub fn site(&self) -> &str {
+        &self.site
+    }
+
+    /// Where the HTTP API listens.
+    pub fn api_addr(&self) -> SocketAddr {
+        self.api_addr
+    }
+
+    /// The API's base URL, `http://IP:PORT`.
+    pub fn api_url(&self) -> String {
+        format!("http://{}", self.api_addr)
+    }
+
+    /// Where the QUIC endpoint listens.
+    pub fn peer_addr(&self) -> SocketAddr {
+        self.peer_addr
+    }
+
+    /// Replication, for embedders: write through it to have writes pushed.
+    pub fn gossip(&self) -> &GossipHandle<RedbStore> {
+        &self.gossip
+    }
+
+    /// Stops gracefully: the API finishes in-flight requests, replication
+    /// stops, the QUIC endpoint closes (peers are told), and the store
+    /// commits what is pending and closes.
+    pub async fn shutdown(self) {
+        let _ = self.stop_api.send(());
+        let _ = self.api_task.await;
+        self.gossip.shutdown().await;
+        self.endpoint.close();
+        let _ = tokio::time::timeout(CLOSE_GRACE, self.endpoint.wait_idle()).await;
+        let store = Arc::clone(self.gossip.store());
+        drop(self.gossip);
+        // Every other holder is gone; closing commits and fsyncs what is left.
+        tokio::task::spawn_blocking(move || store.close())
+            .await
+            .ok();
+        tracing::info!(site = %self.site, "node stopped");
+    }
+}
+
+impl std::fmt::Debug for Node {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Node")
+            .field("site", &self.site)
+            .field("api", &self.api_addr)
+            .field("peer", &self.peer_addr)
+            .finish()
+    }
+}
