@@ -1,12 +1,16 @@
-//! Three voters on 127.0.0.1 with real QUIC: every call works from every
-//! node, concurrent decrements never oversell, and membership changes.
+//! Voters on 127.0.0.1 with real QUIC: every call works from every node,
+//! concurrent decrements never oversell, membership changes, bad frames
+//! are shrugged off, and five voters tolerate two losses.
 #![allow(clippy::unwrap_used)]
 
 mod common;
 
+use std::time::Duration;
+
 use common::{fast, settle, Cluster};
 use tokio::task::JoinSet;
 use trellis_counter::CounterError;
+use trellis_net::ALPN_COUNTER;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_operation_works_from_every_node() {
@@ -180,5 +184,79 @@ async fn voters_are_added_and_removed_through_the_api() {
             .unwrap()
             .value,
         4
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_frames_close_their_stream_and_the_node_goes_on() {
+    let cluster = Cluster::start("bad-frames", 3, 3, fast).await;
+    cluster.leader(&[0, 1, 2]).await;
+    settle(|| cluster.node(0).create("stock", 3, 0, None)).await;
+
+    // A member of the cluster speaking nonsense on the counter protocol.
+    let rogue = &cluster.nodes[1].as_ref().unwrap().endpoint;
+    let connection = rogue
+        .connect(cluster.addrs[0], ALPN_COUNTER, Cluster::id(0))
+        .await
+        .unwrap();
+    let guard = Duration::from_secs(30);
+    let answer = tokio::time::timeout(
+        guard,
+        connection.request::<str, String>("not a counter request"),
+    )
+    .await
+    .expect("a bad request gets its stream closed, not a hang");
+    assert!(answer.is_err(), "{answer:?}");
+    let (mut send, mut recv) = connection.open_bi().await.unwrap();
+    send.write_all(&[0xff; 16]).await.unwrap();
+    let _ = send.finish();
+    let reply = tokio::time::timeout(guard, connection.read_frame::<String>(&mut recv))
+        .await
+        .expect("a bad frame gets its stream closed, not a hang");
+    assert!(!matches!(reply, Ok(Some(_))), "{reply:?}");
+
+    // The node still serves.
+    assert_eq!(
+        cluster
+            .node(2)
+            .decrement("stock", 1, None)
+            .await
+            .unwrap()
+            .value,
+        2
+    );
+    assert_eq!(cluster.node(0).read("stock").await.unwrap().value, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_voters_survive_two_losses_but_not_three() {
+    let mut cluster = Cluster::start("five", 5, 5, fast).await;
+    let all = [0, 1, 2, 3, 4];
+    let first = cluster.leader(&all).await;
+    settle(|| cluster.node(first).create("stock", 5, 0, Some("create"))).await;
+
+    let second = {
+        cluster.kill(first).await;
+        let rest: Vec<usize> = all.into_iter().filter(|&i| i != first).collect();
+        let leader = cluster.leader(&rest).await;
+        cluster.kill(leader).await;
+        leader
+    };
+    let rest: Vec<usize> = all
+        .into_iter()
+        .filter(|&i| i != first && i != second)
+        .collect();
+    cluster.leader(&rest).await;
+    let after = settle(|| cluster.node(rest[0]).decrement("stock", 2, Some("order"))).await;
+    assert_eq!(after.value, 3);
+
+    cluster.kill(rest[0]).await;
+    let lonely = cluster
+        .node(rest[1])
+        .decrement("stock", 1, Some("late"))
+        .await;
+    assert!(
+        matches!(lonely, Err(CounterError::NoQuorum { .. })),
+        "two of five cannot decide: {lonely:?}"
     );
 }

@@ -96,3 +96,45 @@ async fn acknowledged_state_survives_reopening() {
     assert_eq!(state.get("stock").map(|c| c.value), Some(10));
     assert!(state.record("k1").is_some());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn corrupt_rows_are_errors_not_panics() {
+    use redb::{Database, TableDefinition};
+    const COUNTERS: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("counters");
+    const LOG: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("raft_log");
+
+    let dir = TempDir::new("corrupt");
+    let path = dir.0.join("counters.redb");
+    drop(open_store(&path, DEDUPE_RETENTION).unwrap());
+    {
+        let db = Database::create(&path).unwrap();
+        let txn = db.begin_write().unwrap();
+        {
+            let mut log = txn.open_table(LOG).unwrap();
+            // A length prefix claiming far more than is there.
+            log.insert(1, [1u8, 0xfc, 0xff, 0xff, 0xff, 0x7f].as_slice())
+                .unwrap();
+        }
+        txn.commit().unwrap();
+    }
+    let (mut log, _sm) = open_store(&path, DEDUPE_RETENTION).unwrap();
+    let err = log.try_get_log_entries(0..5).await.unwrap_err();
+    assert!(err.to_string().contains("corrupt log entry"), "{err}");
+    drop(log);
+    drop(_sm);
+
+    {
+        let db = Database::create(&path).unwrap();
+        let txn = db.begin_write().unwrap();
+        {
+            let mut counters = txn.open_table(COUNTERS).unwrap();
+            counters.insert("stock", [9u8, 1, 2].as_slice()).unwrap();
+        }
+        txn.commit().unwrap();
+    }
+    let err = open_store(&path, DEDUPE_RETENTION).unwrap_err();
+    assert!(
+        err.to_string().contains("corrupt counter") && err.to_string().contains("version 9"),
+        "{err}"
+    );
+}
