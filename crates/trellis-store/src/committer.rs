@@ -3,15 +3,16 @@
 //! Writers send requests over a channel. The committer takes every request
 //! waiting (up to `max_batch`), runs them in one redb write transaction,
 //! commits it (with fsync under [`Durability::Fsync`]), and only then
-//! answers each request. Concurrent writers thus share one fsync.
+//! answers each request (large batches through the ack thread, see
+//! [`crate::acker`]). Concurrent writers thus share one fsync.
 
-use std::sync::atomic::Ordering;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use trellis_crdt::wall_clock_millis;
 
+use crate::acker::Acker;
 use crate::redb_store::Shared;
 use crate::redb_tables::RedbWrite;
 use crate::request::Request;
@@ -35,6 +36,8 @@ pub(crate) fn run(
     max_batch: usize,
 ) {
     let mut unsynced_since: Option<Instant> = None;
+    // Dropped on return, after answering every batch handed to it.
+    let acker = Acker::start();
     loop {
         let first = match (durability, unsynced_since) {
             (Durability::Relaxed { interval }, Some(since)) => {
@@ -70,7 +73,7 @@ pub(crate) fn run(
                     unsynced_since.is_some_and(|since| since.elapsed() >= interval)
                 }
             };
-            commit_batch(&shared, &mut writer, batch, durable);
+            commit_batch(&shared, &mut writer, batch, durable, &acker);
             unsynced_since = if durable {
                 None
             } else {
@@ -88,7 +91,13 @@ pub(crate) fn run(
 
 /// Runs a batch in one transaction and answers its requests after the
 /// commit (or with the commit's error).
-fn commit_batch(shared: &Shared, writer: &mut Writer, batch: Vec<Request>, durable: bool) {
+fn commit_batch(
+    shared: &Shared,
+    writer: &mut Writer,
+    batch: Vec<Request>,
+    durable: bool,
+    acker: &Acker,
+) {
     let saved = writer.clone();
     let mut effects = Effects::default();
     let mut outcomes = Vec::with_capacity(batch.len());
@@ -100,7 +109,7 @@ fn commit_batch(shared: &Shared, writer: &mut Writer, batch: Vec<Request>, durab
             redb::Durability::None
         })?;
         {
-            let mut tables = RedbWrite::new(&txn);
+            let mut tables = RedbWrite::new(&txn)?;
             let wall_ms = wall_clock_millis();
             for request in batch {
                 outcomes.push(request.run(writer, &mut tables, wall_ms, &mut effects));
@@ -117,18 +126,13 @@ fn commit_batch(shared: &Shared, writer: &mut Writer, batch: Vec<Request>, durab
                 .counters
                 .batch(effects.writes, effects.corrupt);
             shared.common.indexes.apply(effects.index);
-            shared.clock.store(writer.clock.last().0, Ordering::Release);
             shared.common.seq.send_replace(writer.last_seq);
-            for outcome in outcomes {
-                outcome.deliver(None);
-            }
+            acker.answer(outcomes, None);
         }
         Err(err) => {
             tracing::error!(%err, "write batch failed; no write in it was applied");
             *writer = saved;
-            for outcome in outcomes {
-                outcome.deliver(Some(&err));
-            }
+            acker.answer(outcomes, Some(err));
         }
     }
 }

@@ -101,6 +101,7 @@ impl<E: Engine> Store for E {
             collection: collection.to_owned(),
             key: key.to_owned(),
             mutation,
+            prepared: None,
             done,
         });
         pending

@@ -136,6 +136,11 @@ impl Indexes {
         })
     }
 
+    /// Whether a collection's index holds `key`.
+    pub fn contains(&self, collection: &str, key: &str) -> bool {
+        self.read(collection, |index| index.contains_key(key))
+    }
+
     /// How many keys a collection's index holds.
     pub fn len(&self, collection: &str) -> u64 {
         self.read(collection, |index| index.len() as u64)

@@ -36,6 +36,8 @@
 
 #![forbid(unsafe_code)]
 
+mod acker;
+mod clock;
 mod committer;
 mod config;
 mod engine;
@@ -46,6 +48,7 @@ mod limits;
 mod mem_store;
 mod mem_tables;
 mod pending;
+mod prepare;
 mod reader;
 mod redb_store;
 mod redb_tables;

@@ -4,6 +4,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use trellis_crdt::{wall_clock_millis, HybridClock, ReplicaId, Timestamp};
 
+use crate::clock::SharedClock;
 use crate::engine::{sealed::Engine, Common};
 use crate::indexes::Indexes;
 use crate::mem_tables::MemTables;
@@ -49,7 +50,7 @@ impl MemStore {
 
     /// An empty store whose hybrid clock reads wall time from `wall`.
     pub fn with_wall_clock(replica: ReplicaId, config: StoreConfig, wall: WallClock) -> Self {
-        let clock = HybridClock::new(config.max_clock_skew);
+        let clock = SharedClock::new(HybridClock::new(config.max_clock_skew));
         let writer = Writer::new(replica, clock, 0, 0, &config);
         MemStore {
             state: Mutex::new(MemState {

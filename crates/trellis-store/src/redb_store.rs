@@ -1,29 +1,31 @@
 //! `RedbStore`: the durable store, one redb file per node.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Sender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use redb::{Database, ReadableDatabase};
-use trellis_crdt::{HybridClock, ReplicaId, Timestamp};
+use trellis_crdt::{codec, wall_clock_millis, Digest, HybridClock, ReplicaId, Timestamp};
 
+use crate::clock::SharedClock;
 use crate::committer::{self, Message};
 use crate::engine::{sealed::Engine, Common};
 use crate::index::Fingerprint;
 use crate::indexes::Indexes;
+use crate::prepare::{prepare, Prepared, Stored};
 use crate::redb_tables::{RedbRead, RedbWrite};
 use crate::request::Request;
 use crate::tables::{meta, meta_u64, ReadTables, WriteTables, FORMAT_VERSION};
 use crate::writer::Writer;
-use crate::{StoreConfig, StoreError};
+use crate::{Limits, Mutation, StoreConfig, StoreError};
 
-/// What the committer thread and readers share.
+/// What the committer thread, readers and writers share.
 pub(crate) struct Shared {
     pub db: Database,
     pub common: Common,
-    pub clock: AtomicU64,
+    pub clock: SharedClock,
+    pub limits: Limits,
 }
 
 /// The durable store: records, indexes and change feed in one redb file,
@@ -78,7 +80,7 @@ impl RedbStore {
 
         let txn = db.begin_write()?;
         let (writer, indexes, rebuilt) = {
-            let mut tables = RedbWrite::new(&txn);
+            let mut tables = RedbWrite::new(&txn)?;
             match meta_u64(&tables, meta::FORMAT)? {
                 None => {
                     tables.put_meta(meta::FORMAT, &FORMAT_VERSION.to_le_bytes())?;
@@ -107,7 +109,8 @@ impl RedbStore {
         let shared = Arc::new(Shared {
             db,
             common: Common::new(replica, indexes, writer.last_seq),
-            clock: AtomicU64::new(writer.clock.last().0),
+            clock: writer.clock.clone(),
+            limits: config.limits.clone(),
         });
         shared.common.counters.rebuilt(rebuilt.0);
         shared.common.counters.corrupt(rebuilt.1);
@@ -150,6 +153,44 @@ impl RedbStore {
         }
     }
 
+    /// Computes a local write on the caller's thread, against the record
+    /// as last committed, so that the commit thread only checks that the
+    /// record is unchanged and stores the result. `None` if that is not
+    /// worth trying (the write fails, or the stored record does not
+    /// decode): the commit thread then applies the write itself, with its
+    /// usual checks and errors.
+    fn prepare(&self, collection: &str, key: &str, mutation: &Mutation) -> Option<Box<Prepared>> {
+        let shared = &self.shared;
+        shared.limits.check_collection(collection).ok()?;
+        shared.limits.check_key(key).ok()?;
+        // The in-memory index holds every committed key: a key it lacks
+        // needs no read. If a commit races with this, the commit thread
+        // sees that the record changed and applies the write afresh.
+        let before = if shared.common.indexes.contains(collection, key) {
+            let read = RedbRead::new(shared.db.begin_read().ok()?);
+            match read.record(collection, key).ok()? {
+                None => Stored::Missing,
+                Some(bytes) => Stored::Present {
+                    record: codec::decode(&bytes).ok()?,
+                    digest: Digest::of_encoding(&bytes),
+                },
+            }
+        } else {
+            Stored::Missing
+        };
+        let time = shared.clock.tick(wall_clock_millis());
+        let prepared = prepare(
+            &shared.limits,
+            shared.common.replica,
+            collection,
+            key,
+            &before,
+            mutation,
+            time,
+        );
+        prepared.ok().map(Box::new)
+    }
+
     fn inbox(&self) -> Sender<Message> {
         self.inbox
             .lock()
@@ -167,7 +208,7 @@ pub(crate) fn writer_from(
     live: std::collections::BTreeMap<String, u64>,
 ) -> Result<Writer, StoreError> {
     let high_water = Timestamp(meta_u64(tables, meta::CLOCK)?.unwrap_or(0));
-    let clock = HybridClock::new(config.max_clock_skew).resume_after(high_water);
+    let clock = SharedClock::new(HybridClock::new(config.max_clock_skew).resume_after(high_water));
     let last_seq = meta_u64(tables, meta::LAST_SEQ)?.unwrap_or(0);
     let floor = meta_u64(tables, meta::FEED_FLOOR)?.unwrap_or(0);
     let mut writer = Writer::new(replica, clock, last_seq, floor, config);
@@ -189,7 +230,17 @@ impl Engine for RedbStore {
         &self.shared.common
     }
 
-    fn submit(&self, request: Request) {
+    fn submit(&self, mut request: Request) {
+        if let Request::Apply {
+            collection,
+            key,
+            mutation,
+            prepared: prepared @ None,
+            ..
+        } = &mut request
+        {
+            *prepared = self.prepare(collection, key, mutation);
+        }
         // If the committer is gone, the request (and its completion) is
         // dropped, and the caller's Pending resolves to Closed.
         let _ = self.inbox().send(Message::Write(request));
@@ -203,6 +254,6 @@ impl Engine for RedbStore {
     }
 
     fn clock_high_water(&self) -> Timestamp {
-        Timestamp(self.shared.clock.load(Ordering::Acquire))
+        self.shared.clock.last()
     }
 }

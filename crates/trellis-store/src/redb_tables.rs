@@ -76,12 +76,18 @@ pub(crate) struct RedbWrite<'txn> {
 }
 
 impl<'txn> RedbWrite<'txn> {
-    pub fn new(txn: &'txn WriteTransaction) -> Self {
-        RedbWrite {
+    /// Write access through `txn`. The `quarantine` and `meta` tables are
+    /// opened at once: every write checks the one and every batch writes
+    /// the other.
+    pub fn new(txn: &'txn WriteTransaction) -> Result<Self, StoreError> {
+        let mut write = RedbWrite {
             txn,
             open: HashMap::new(),
             changes: None,
-        }
+        };
+        write.table(QUARANTINE.name().to_owned())?;
+        write.table(META.name().to_owned())?;
+        Ok(write)
     }
 
     fn table(

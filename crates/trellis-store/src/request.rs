@@ -4,6 +4,7 @@
 use trellis_crdt::Record;
 
 use crate::pending::Completion;
+use crate::prepare::Prepared;
 use crate::tables::WriteTables;
 use crate::writer::{Effects, Writer};
 use crate::{Applied, Merged, Mutation, Origin, StoreError};
@@ -15,6 +16,8 @@ pub(crate) enum Request {
         collection: String,
         key: String,
         mutation: Mutation,
+        /// The mutation computed on the writer's thread, if it was.
+        prepared: Option<Box<Prepared>>,
         done: Completion<Applied>,
     },
     /// A remote delta or state.
@@ -50,9 +53,21 @@ impl Request {
                 collection,
                 key,
                 mutation,
+                prepared,
                 done,
             } => {
-                let result = writer.apply(tables, &collection, &key, &mutation, wall_ms, effects);
+                let result = match prepared {
+                    Some(prepared) => writer.apply_prepared(
+                        tables,
+                        &collection,
+                        &key,
+                        &mutation,
+                        *prepared,
+                        wall_ms,
+                        effects,
+                    ),
+                    None => writer.apply(tables, &collection, &key, &mutation, wall_ms, effects),
+                };
                 Outcome::Applied(done, result)
             }
             Request::Merge {

@@ -4,9 +4,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use trellis_crdt::{codec, Digest, HybridClock, Lattice, Record, ReplicaId, Timestamp};
+use trellis_crdt::{codec, Digest, Lattice, Record, ReplicaId, Timestamp};
 
+use crate::clock::SharedClock;
 use crate::index::{Fingerprint, IndexEntry};
+use crate::prepare::{encode, prepare, Encoded, Prepared, Stored};
 use crate::tables::{meta, WriteTables};
 use crate::{Applied, Change, Limits, Merged, Mutation, Origin, StoreConfig, StoreError};
 
@@ -44,11 +46,12 @@ pub(crate) struct Effects {
 }
 
 /// The writer's state: everything a write changes besides the tables.
-/// Cloned at the start of a batch and restored if the batch fails.
+/// Cloned at the start of a batch and restored if the batch fails (except
+/// the clock, which clones share and which never goes back).
 #[derive(Clone, Debug)]
 pub(crate) struct Writer {
     pub replica: ReplicaId,
-    pub clock: HybridClock,
+    pub clock: SharedClock,
     pub last_seq: u64,
     pub feed_floor: u64,
     pub limits: Limits,
@@ -61,17 +64,11 @@ pub(crate) struct Writer {
     touched: BTreeSet<String>,
 }
 
-/// A record as found in the tables.
-enum Stored {
-    Missing,
-    Present { record: Record, digest: Digest },
-}
-
 impl Writer {
     /// A writer continuing from persisted state.
     pub fn new(
         replica: ReplicaId,
-        clock: HybridClock,
+        clock: SharedClock,
         last_seq: u64,
         feed_floor: u64,
         config: &StoreConfig,
@@ -109,23 +106,78 @@ impl Writer {
                 key: key.to_owned(),
             });
         }
-        let mut record = match &before {
-            Stored::Missing => Record::default(),
-            Stored::Present { record, .. } => record.clone(),
-        };
         let time = self.clock.tick(wall_ms);
-        let delta = match mutation {
-            Mutation::Put(doc) => record.put_json(doc, self.replica, time)?,
-            Mutation::Patch(ops) => record.apply_all(ops, self.replica, time)?,
-            Mutation::Delete => record.delete(),
-        };
+        let prepared = prepare(
+            &self.limits,
+            self.replica,
+            collection,
+            key,
+            &before,
+            mutation,
+            time,
+        )?;
+        self.store_prepared(tables, collection, key, prepared, effects)
+    }
+
+    /// Stores a local mutation computed ahead of the batch (see
+    /// [`crate::prepare`]) if the record is still the one it was computed
+    /// from and not quarantined; otherwise applies `mutation` afresh, as
+    /// [`apply`](Writer::apply) does.
+    #[allow(clippy::too_many_arguments)]
+    pub fn apply_prepared(
+        &mut self,
+        tables: &mut impl WriteTables,
+        collection: &str,
+        key: &str,
+        mutation: &Mutation,
+        prepared: Prepared,
+        wall_ms: u64,
+        effects: &mut Effects,
+    ) -> Result<Applied, StoreError> {
+        let current = tables
+            .record(collection, key)?
+            .map(|bytes| Digest::of_encoding(&bytes));
+        let unchanged = current == prepared.previous.map(|(digest, _)| digest)
+            && !tables.is_quarantined(collection, key)?;
+        if unchanged {
+            self.store_prepared(tables, collection, key, prepared, effects)
+        } else {
+            self.apply(tables, collection, key, mutation, wall_ms, effects)
+        }
+    }
+
+    /// Stores a local mutation computed against the record now stored.
+    fn store_prepared(
+        &mut self,
+        tables: &mut impl WriteTables,
+        collection: &str,
+        key: &str,
+        prepared: Prepared,
+        effects: &mut Effects,
+    ) -> Result<Applied, StoreError> {
+        let Prepared {
+            previous,
+            time,
+            delta,
+            record,
+            encoded,
+        } = prepared;
         let origin = Origin {
             replica: self.replica,
             time,
             full_state: false,
         };
-        let (digest, seq) = self.store(
-            tables, collection, key, &before, &record, time, origin, effects,
+        let digest = encoded.digest;
+        let seq = self.store(
+            tables,
+            collection,
+            key,
+            previous,
+            &encoded,
+            record.exists(),
+            time,
+            origin,
+            effects,
         )?;
         Ok(Applied {
             delta,
@@ -178,12 +230,21 @@ impl Writer {
             });
         }
         let time = previous_time.max(origin.time);
-        let (digest, seq) = self.store(
-            tables, collection, key, &before, &record, time, origin, effects,
+        let encoded = encode(&self.limits, collection, key, &record)?;
+        let seq = self.store(
+            tables,
+            collection,
+            key,
+            before.previous(),
+            &encoded,
+            record.exists(),
+            time,
+            origin,
+            effects,
         )?;
         Ok(Merged {
             grew: true,
-            digest,
+            digest: encoded.digest,
             seq: Some(seq),
         })
     }
@@ -257,52 +318,32 @@ impl Writer {
         }
     }
 
-    /// Checks limits, then writes the record, its index entry and a
-    /// change-feed entry.
+    /// Writes the record (replacing `previous`: its digest and whether it
+    /// was live), its index entry and a change-feed entry; returns the
+    /// change's sequence number.
     #[allow(clippy::too_many_arguments)]
     fn store(
         &mut self,
         tables: &mut impl WriteTables,
         collection: &str,
         key: &str,
-        before: &Stored,
-        record: &Record,
+        previous: Option<(Digest, bool)>,
+        encoded: &Encoded,
+        live: bool,
         time: Timestamp,
         origin: Origin,
         effects: &mut Effects,
-    ) -> Result<(Digest, u64), StoreError> {
-        let fields = record.fields().count();
-        if fields > self.limits.max_fields {
-            return Err(StoreError::TooManyFields {
-                collection: collection.to_owned(),
-                key: key.to_owned(),
-                fields,
-                limit: self.limits.max_fields,
-            });
-        }
-        let bytes = codec::encode(record);
-        if bytes.len() > self.limits.max_record_bytes {
-            return Err(StoreError::RecordTooLarge {
-                collection: collection.to_owned(),
-                key: key.to_owned(),
-                size: bytes.len(),
-                limit: self.limits.max_record_bytes,
-            });
-        }
-        let digest = Digest::of_encoding(&bytes);
+    ) -> Result<u64, StoreError> {
+        let digest = encoded.digest;
         let entry = IndexEntry { digest, hlc: time };
-        tables.put_record(collection, key, &bytes)?;
+        tables.put_record(collection, key, &encoded.bytes)?;
         tables.put_index_entry(collection, key, &entry)?;
-        if let Stored::Present {
-            record: old,
-            digest: old_digest,
-        } = before
-        {
-            self.forget(collection, key, old_digest, old.exists());
+        if let Some((old_digest, was_live)) = previous {
+            self.forget(collection, key, &old_digest, was_live);
         }
         let total = self.totals.entry(collection.to_owned()).or_default();
         *total += Fingerprint::of_entry(key, &digest);
-        if record.exists() {
+        if live {
             *self.live.entry(collection.to_owned()).or_insert(0) += 1;
         }
         self.touched.insert(collection.to_owned());
@@ -323,7 +364,7 @@ impl Writer {
             entry,
         });
         effects.writes += 1;
-        Ok((digest, self.last_seq))
+        Ok(self.last_seq)
     }
 
     /// Takes a stored record out of the collection's checksum and count.
@@ -334,5 +375,106 @@ impl Writer {
             let live = self.live.entry(collection.to_owned()).or_insert(0);
             *live = live.saturating_sub(1);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use trellis_crdt::{FieldPath, HybridClock, Op};
+
+    use super::*;
+    use crate::mem_tables::MemTables;
+    use crate::tables::ReadTables;
+
+    fn writer() -> Writer {
+        let clock = SharedClock::new(HybridClock::new(Duration::from_secs(60)));
+        Writer::new(ReplicaId(1), clock, 0, 0, &StoreConfig::default())
+    }
+
+    fn increment(by: i64) -> Mutation {
+        Mutation::Patch(vec![Op::Increment {
+            path: FieldPath::top("n").unwrap(),
+            by,
+        }])
+    }
+
+    fn prepared_on_nothing(writer: &Writer, mutation: &Mutation) -> Prepared {
+        let time = writer.clock.tick(1);
+        prepare(
+            &writer.limits,
+            writer.replica,
+            "c",
+            "k",
+            &Stored::Missing,
+            mutation,
+            time,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn a_write_prepared_on_an_outdated_record_is_applied_afresh() {
+        let (mut writer, mut tables) = (writer(), MemTables::default());
+        let mut effects = Effects::default();
+        let (first, second) = (increment(1), increment(10));
+        // Both computed against the missing record, as two threads would.
+        let early = prepared_on_nothing(&writer, &first);
+        let late = prepared_on_nothing(&writer, &second);
+        writer
+            .apply_prepared(&mut tables, "c", "k", &first, early, 1, &mut effects)
+            .unwrap();
+        let applied = writer
+            .apply_prepared(&mut tables, "c", "k", &second, late, 1, &mut effects)
+            .unwrap();
+        // The second was recomputed on top of the first, not stored as
+        // prepared (which would have lost the first increment).
+        assert_eq!(applied.record.to_json()["n"], 11);
+        let stored: Record = codec::decode(&tables.record("c", "k").unwrap().unwrap()).unwrap();
+        assert_eq!(stored.to_json()["n"], 11);
+        assert_eq!((writer.last_seq, effects.writes), (2, 2));
+        assert_eq!(writer.live.get("c"), Some(&1));
+    }
+
+    #[test]
+    fn a_write_prepared_on_the_current_record_is_stored_as_prepared() {
+        let (mut writer, mut tables) = (writer(), MemTables::default());
+        let mutation = increment(5);
+        let prepared = prepared_on_nothing(&writer, &mutation);
+        let expected = (prepared.encoded.digest, prepared.time);
+        let applied = writer
+            .apply_prepared(
+                &mut tables,
+                "c",
+                "k",
+                &mutation,
+                prepared,
+                1,
+                &mut Effects::default(),
+            )
+            .unwrap();
+        assert_eq!((applied.digest, applied.time), expected);
+    }
+
+    #[test]
+    fn a_write_prepared_before_its_record_was_quarantined_is_refused() {
+        let (mut writer, mut tables) = (writer(), MemTables::default());
+        let mutation = increment(1);
+        let prepared = prepared_on_nothing(&writer, &mutation);
+        tables.quarantine("c", "k", b"bad").unwrap();
+        let err = writer
+            .apply_prepared(
+                &mut tables,
+                "c",
+                "k",
+                &mutation,
+                prepared,
+                1,
+                &mut Effects::default(),
+            )
+            .unwrap_err();
+        assert!(matches!(err, StoreError::Quarantined { .. }), "{err}");
+        assert!(tables.record("c", "k").unwrap().is_none());
     }
 }
