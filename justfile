@@ -21,8 +21,12 @@ fuzz target="decode_merge" seconds="60":
 doc:
     cargo doc --workspace --all-features --no-deps
 
-# The main job: until the node exists, two CRDT replicas edit concurrently and merge.
+# The main job: three sites on loopback; a write at one reaches the others.
 demo:
+    cargo run --release --bin trellis -- quickstart
+
+# The embeddable CRDT crate alone: two replicas edit concurrently and merge.
+crdt-demo:
     cargo run --release --example two_replicas
 
 # A soak run of the property tests: 100k cases each.

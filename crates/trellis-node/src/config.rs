@@ -535,6 +535,17 @@ mod tests {
     }
 
     #[test]
+    fn the_example_file_holds_every_key_with_its_default() {
+        let example = include_str!("../../../trellis.example.toml");
+        let config = load(example, &[], &[]).unwrap();
+        assert_eq!(config, NodeConfig::new("/var/lib/trellis"));
+        for env_name in known_keys().values() {
+            let leaf = env_name.rsplit('.').next().unwrap();
+            assert!(example.contains(&format!("{leaf} =")), "the example lacks {env_name}");
+        }
+    }
+
+    #[test]
     fn a_public_api_needs_tokens() {
         let open = load(
             "data_dir = \"d\"\n[api]\nlisten = \"0.0.0.0:7380\"",
