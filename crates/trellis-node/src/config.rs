@@ -32,6 +32,9 @@ pub struct NodeConfig {
     /// Durable storage.
     #[serde(default)]
     pub store: StoreSection,
+    /// Strongly consistent counters.
+    #[serde(default)]
+    pub counter: CounterSection,
     /// Logging.
     #[serde(default)]
     pub log: LogConfig,
@@ -179,6 +182,67 @@ impl StoreSection {
     }
 }
 
+/// `[counter]`: the strongly consistent counters.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CounterSection {
+    /// The voter sites of the counter group, as `"REPLICA_ID@ADDRESS"`
+    /// (the id `trellis init` printed, the site's peer address): 1, 3 or
+    /// 5 of them, the same list on every node. Empty: this cluster has no
+    /// counters, and the counter routes answer 503.
+    pub voters: Vec<String>,
+    /// The longest a counter call may take before it fails with
+    /// `no_quorum`. Default `5s`.
+    #[serde(with = "duration_text")]
+    pub request_timeout: Duration,
+}
+
+impl Default for CounterSection {
+    fn default() -> Self {
+        CounterSection {
+            voters: Vec::new(),
+            request_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+impl CounterSection {
+    /// The voters by id, or the error naming the entry that does not parse.
+    pub fn voter_map(&self) -> Result<BTreeMap<trellis_crdt::ReplicaId, SocketAddr>, ConfigError> {
+        let mut voters = BTreeMap::new();
+        for entry in &self.voters {
+            let bad = |why: &str| ConfigError::Key {
+                key: "counter.voters".into(),
+                message: format!(
+                    "{entry:?} {why}; write each voter as \"REPLICA_ID@ADDRESS\", \
+                     e.g. \"3f2a9c0d1e4b5a67@10.0.1.5:7400\""
+                ),
+            };
+            let (id, addr) = entry.split_once('@').ok_or_else(|| bad("has no '@'"))?;
+            let id = u64::from_str_radix(id, 16)
+                .ok()
+                .filter(|id| *id != 0)
+                .ok_or_else(|| bad("does not start with a 16-hex-digit replica id"))?;
+            let addr: SocketAddr = addr
+                .parse()
+                .map_err(|_| bad("has no valid IP:PORT after '@'"))?;
+            if voters.insert(trellis_crdt::ReplicaId(id), addr).is_some() {
+                return Err(bad("lists a replica id twice"));
+            }
+        }
+        if !voters.is_empty() && ![1, 3, 5].contains(&voters.len()) {
+            return Err(ConfigError::Key {
+                key: "counter.voters".into(),
+                message: format!(
+                    "lists {} sites; list 1, 3 or 5 (an odd number, so a majority survives losing a minority)",
+                    voters.len()
+                ),
+            });
+        }
+        Ok(voters)
+    }
+}
+
 /// Log output format.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -250,6 +314,7 @@ impl NodeConfig {
             api: ApiConfig::default(),
             peer: PeerConfig::default(),
             store: StoreSection::default(),
+            counter: CounterSection::default(),
             log: LogConfig::default(),
         }
     }
@@ -367,6 +432,10 @@ impl NodeConfig {
         if self.store.change_retention == 0 {
             return bad("store.change_retention", "must be at least 1".into());
         }
+        if self.counter.request_timeout < Duration::from_millis(100) {
+            return bad("counter.request_timeout", "must be at least 100ms".into());
+        }
+        self.counter.voter_map()?;
         Ok(())
     }
 }
@@ -498,7 +567,7 @@ mod tests {
 
     #[test]
     fn errors_name_the_key() {
-        let cases: [(&str, &[&str], &str); 6] = [
+        let cases: [(&str, &[&str], &str); 7] = [
             (
                 "data_dir = \"d\"\n[api]\nlisten = \"nowhere\"",
                 &[],
@@ -520,6 +589,11 @@ mod tests {
                 "api.listen",
             ),
             ("data_dir = \"d\"", &["no.such=1"], "no.such"),
+            (
+                "data_dir = \"d\"",
+                &["counter.voters=[\"1@nowhere\"]"],
+                "counter.voters",
+            ),
             ("[api]", &[], "data_dir"),
         ];
         for (text, flags, key) in cases {
@@ -541,7 +615,10 @@ mod tests {
         assert_eq!(config, NodeConfig::new("/var/lib/trellis"));
         for env_name in known_keys().values() {
             let leaf = env_name.rsplit('.').next().unwrap();
-            assert!(example.contains(&format!("{leaf} =")), "the example lacks {env_name}");
+            assert!(
+                example.contains(&format!("{leaf} =")),
+                "the example lacks {env_name}"
+            );
         }
     }
 

@@ -73,6 +73,9 @@ pub enum NodeError {
     /// Replication could not start.
     #[error("cannot start replication: {0}")]
     Gossip(#[from] trellis_gossip::driver::DriverError),
+    /// The counter service could not start.
+    #[error("cannot start the counter service: {0}")]
+    Counter(#[from] trellis_counter::CounterError),
     /// A listening socket could not be bound.
     #[error("cannot bind {what} at {addr}: {source}; is another process using it?")]
     Bind {

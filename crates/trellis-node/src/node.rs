@@ -7,8 +7,9 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
+use trellis_counter::{CounterConfig, Counters};
 use trellis_gossip::driver::{self, DriverConfig, GossipHandle};
-use trellis_net::{Endpoint, NetConfig, ALPN_GOSSIP};
+use trellis_net::{Endpoint, NetConfig, ALPN_COUNTER, ALPN_GOSSIP};
 use trellis_store::RedbStore;
 
 use crate::api::{router, AppState};
@@ -26,6 +27,7 @@ pub struct Node {
     endpoint: Endpoint,
     stop_api: oneshot::Sender<()>,
     api_task: JoinHandle<()>,
+    counters: Option<Counters>,
 }
 
 impl Node {
@@ -43,8 +45,14 @@ impl Node {
             .await
             .map_err(|err| NodeError::Setup(format!("opening the store failed: {err}")))??;
 
+        let voters = config.counter.voter_map()?;
         let mut builder = Endpoint::builder(certificate, trust, NetConfig::default());
         let incoming = builder.serve(ALPN_GOSSIP)?;
+        let counter_incoming = if voters.is_empty() {
+            None
+        } else {
+            Some(builder.serve(ALPN_COUNTER)?)
+        };
         let endpoint = builder.bind(config.peer.listen)?;
         let peer_addr = endpoint.local_addr();
         let mut gossip_config =
@@ -56,6 +64,14 @@ impl Node {
         gossip_config.gossip.seed = id.0;
         let gossip =
             driver::start(Arc::new(store), endpoint.clone(), incoming, gossip_config).await?;
+        let counters = match counter_incoming {
+            Some(incoming) => {
+                let mut counter_config = CounterConfig::new(voters, data.counters());
+                counter_config.request_timeout = config.counter.request_timeout;
+                Some(Counters::start(counter_config, endpoint.clone(), incoming).await?)
+            }
+            None => None,
+        };
 
         let listener = tokio::net::TcpListener::bind(config.api.listen)
             .await
@@ -75,6 +91,7 @@ impl Node {
             limits: config.store.store_config().limits,
             api: Arc::new(config.api.clone()),
             started: Instant::now(),
+            counters: counters.clone(),
         };
         let (stop_api, stopped) = oneshot::channel();
         let app = router(state);
@@ -104,6 +121,7 @@ impl Node {
             endpoint,
             stop_api,
             api_task,
+            counters,
         })
     }
 
@@ -132,12 +150,20 @@ impl Node {
         &self.gossip
     }
 
+    /// The counter service, if `counter.voters` is set.
+    pub fn counters(&self) -> Option<&Counters> {
+        self.counters.as_ref()
+    }
+
     /// Stops gracefully: the API finishes in-flight requests, replication
     /// stops, the QUIC endpoint closes (peers are told), and the store
     /// commits what is pending and closes.
     pub async fn shutdown(self) {
         let _ = self.stop_api.send(());
         let _ = self.api_task.await;
+        if let Some(counters) = &self.counters {
+            counters.shutdown().await;
+        }
         self.gossip.shutdown().await;
         self.endpoint.close();
         let _ = tokio::time::timeout(CLOSE_GRACE, self.endpoint.wait_idle()).await;

@@ -1,6 +1,8 @@
 //! `trellis quickstart`: three sites on loopback, in temporary
 //! directories, with a generated CA; a lead written at the first site is
-//! shown arriving at the other two, with the measured delay.
+//! shown arriving at the other two, with the measured delay, and the three
+//! sites then sell one item of stock each, concurrently, until it runs
+//! out: exactly the stock is sold.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -44,15 +46,26 @@ impl Cluster {
     pub async fn start(dir: &Path) -> Result<Cluster, NodeError> {
         let ca_dir = dir.join("ca");
         setup::create_ca(&ca_dir, "quickstart")?;
-        let mut nodes: Vec<Node> = Vec::new();
+        // Every site is a counter voter, so each needs the others' peer
+        // addresses before it starts: pick free ports first.
+        let mut sites = Vec::new();
         for site in SITES {
             let data = DataDir::new(dir.join(site));
-            data.init(site)?;
+            let identity = data.init(site)?;
             setup::issue_node_cert(&ca_dir, &data, Some(site))?;
+            sites.push((data, identity.id, free_udp_port()?));
+        }
+        let voters: Vec<String> = sites
+            .iter()
+            .map(|(_, id, addr)| format!("{id}@{addr}"))
+            .collect();
+        let mut nodes: Vec<Node> = Vec::new();
+        for (data, _, peer_addr) in &sites {
             let mut config = NodeConfig::new(data.root());
             config.api.listen = ([127, 0, 0, 1], 0).into();
-            config.peer.listen = ([127, 0, 0, 1], 0).into();
+            config.peer.listen = *peer_addr;
             config.peer.reconcile_interval = Duration::from_millis(500);
+            config.counter.voters = voters.clone();
             if let Some(first) = nodes.first() {
                 config.peer.seeds = vec![first.peer_addr()];
             }
@@ -66,11 +79,23 @@ impl Cluster {
 
     /// Stops every node and removes the directories.
     pub async fn stop(self) {
+        let mut stopping = tokio::task::JoinSet::new();
         for node in self.nodes {
-            node.shutdown().await;
+            stopping.spawn(node.shutdown());
         }
+        while stopping.join_next().await.is_some() {}
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// A loopback UDP address free at the moment of asking.
+fn free_udp_port() -> Result<std::net::SocketAddr, NodeError> {
+    let socket = std::net::UdpSocket::bind(("127.0.0.1", 0))
+        .and_then(|socket| socket.local_addr())
+        .map_err(|err| {
+            NodeError::Setup(format!("cannot find a free UDP port on 127.0.0.1: {err}"))
+        })?;
+    Ok(socket)
 }
 
 /// Calls the API off the async runtime (the client blocks).
@@ -164,6 +189,8 @@ pub async fn demo(dir: &Path, out: &mut impl Write) -> Result<Cluster, Quickstar
         }
     }
 
+    sell_stock(&clients, out).await?;
+
     let a = cluster.nodes[0].api_url();
     let b = cluster.nodes[1].api_url();
     writeln!(out, "\nTry it yourself:")?;
@@ -177,7 +204,77 @@ pub async fn demo(dir: &Path, out: &mut impl Write) -> Result<Cluster, Quickstar
         "  curl -X PATCH {b}/v1/collections/leads/records/lead-2002 -d '{{\"ops\": [{{\"op\": \"incr\", \"field\": \"visits\"}}]}}'"
     )?;
     writeln!(out, "  curl '{a}/v1/changes?since=0'")?;
+    writeln!(
+        out,
+        "  curl -X POST {b}/v1/counters/sku-42/decrement -d '{{\"by\": 1, \"id\": \"order-1\"}}'"
+    )?;
     writeln!(out, "  curl {a}/v1/status")?;
     out.flush()?;
     Ok(cluster)
+}
+
+/// The stock demo: a counter of `STOCK` items, and every site selling one
+/// at a time, concurrently, until told there is none left.
+async fn sell_stock(clients: &[Client], out: &mut impl Write) -> Result<(), QuickstartError> {
+    const STOCK: i64 = 10;
+    writeln!(
+        out,
+        "\nStock is strongly consistent: sku-42 starts at {STOCK}, and all three sites sell from it at once ..."
+    )?;
+    call(
+        &clients[0],
+        "POST",
+        "/v1/counters/sku-42".into(),
+        Some(json!({"initial": STOCK, "min": 0})),
+    )
+    .await?;
+    let mut sellers = tokio::task::JoinSet::new();
+    for (site, client) in SITES.iter().zip(clients) {
+        let client = client.clone();
+        sellers.spawn(async move {
+            let mut sold = 0;
+            let mut refused = 0;
+            for order in 0.. {
+                let body = json!({"by": 1, "id": format!("{site}-order-{order}")});
+                match call(
+                    &client,
+                    "POST",
+                    "/v1/counters/sku-42/decrement".into(),
+                    Some(body),
+                )
+                .await
+                {
+                    Ok(_) => sold += 1,
+                    Err(ClientError::Api { code, .. }) if code == "insufficient" => {
+                        refused += 1;
+                        break;
+                    }
+                    Err(err) => return Err(err),
+                }
+            }
+            Ok::<_, ClientError>((*site, sold, refused))
+        });
+    }
+    let mut total = 0;
+    let mut results = Vec::new();
+    while let Some(result) = sellers.join_next().await {
+        let (site, sold, refused) =
+            result.map_err(|err| QuickstartError::Timeout(format!("a seller failed: {err}")))??;
+        total += sold;
+        results.push((site, sold, refused));
+    }
+    results.sort();
+    for (site, sold, refused) in results {
+        writeln!(
+            out,
+            "  {site:<7} sold {sold}, then was refused ({refused} x insufficient)"
+        )?;
+    }
+    let left = call(&clients[2], "GET", "/v1/counters/sku-42".into(), None).await?;
+    writeln!(
+        out,
+        "  {total} sold in all, {} left: exactly the stock, never more",
+        left["value"]
+    )?;
+    Ok(())
 }

@@ -16,6 +16,9 @@ pub struct ApiError {
     pub code: &'static str,
     /// What was wrong and what to do, for people.
     pub message: String,
+    /// More fields for the body, such as `available` for an insufficient
+    /// decrement.
+    pub details: serde_json::Map<String, serde_json::Value>,
 }
 
 impl ApiError {
@@ -25,7 +28,14 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            details: serde_json::Map::new(),
         }
+    }
+
+    /// Adds `name: value` to the error's body.
+    pub fn with(mut self, name: &str, value: impl Into<serde_json::Value>) -> Self {
+        self.details.insert(name.to_owned(), value.into());
+        self
     }
 
     /// 400: the request is malformed or breaks a limit.
@@ -41,7 +51,10 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = json!({"error": self.code, "message": self.message});
+        let mut body = json!({"error": self.code, "message": self.message});
+        if let Some(fields) = body.as_object_mut() {
+            fields.extend(self.details);
+        }
         (self.status, Json(body)).into_response()
     }
 }

@@ -5,6 +5,7 @@
 //! - `records.rs`: records and collections.
 //! - `patch.rs`: the PATCH operations and their checks.
 //! - `changes.rs`: the NDJSON change feed.
+//! - `counters.rs`: the strongly consistent counters and their voters.
 //! - `status.rs`: `/v1/status` and `/health`.
 //! - `metrics.rs`: `/metrics` in the Prometheus text format.
 //! - `openapi.rs`: `/v1/openapi.json`.
@@ -13,6 +14,7 @@
 
 mod auth;
 mod changes;
+mod counters;
 mod error;
 mod input;
 mod metrics;
@@ -25,7 +27,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::extract::DefaultBodyLimit;
-use axum::routing::get;
+use axum::routing::{delete, get, post};
 use axum::Router;
 use trellis_gossip::driver::GossipHandle;
 use trellis_store::RedbStore;
@@ -48,6 +50,8 @@ pub struct AppState {
     pub started: Instant,
     /// The store's limits, to check names and keys before reading.
     pub limits: trellis_store::Limits,
+    /// The counter service, if the cluster has a counter group.
+    pub counters: Option<trellis_counter::Counters>,
 }
 
 impl AppState {
@@ -70,6 +74,19 @@ pub fn router(state: AppState) -> Router {
                 .delete(records::delete_record),
         )
         .route("/v1/changes", get(changes::changes))
+        .route("/v1/counters", get(counters::list))
+        .route(
+            "/v1/counters/{name}",
+            get(counters::read).post(counters::create),
+        )
+        .route("/v1/counters/{name}/increment", post(counters::increment))
+        .route("/v1/counters/{name}/decrement", post(counters::decrement))
+        .route("/v1/counters/{name}/set", post(counters::set))
+        .route(
+            "/v1/counter-voters",
+            get(counters::members).post(counters::add_voter),
+        )
+        .route("/v1/counter-voters/{id}", delete(counters::remove_voter))
         .route("/v1/status", get(status::status))
         .route("/v1/openapi.json", get(openapi::serve))
         .route("/metrics", get(metrics::metrics))

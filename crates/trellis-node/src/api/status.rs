@@ -1,4 +1,5 @@
-//! `GET /v1/status` (this node, its peers, its collections) and
+//! `GET /v1/status` (this node, its peers, its collections, the counter
+//! group as this node sees it) and
 //! `GET /health` (200, or 503 with the reasons).
 
 use axum::extract::State;
@@ -37,6 +38,17 @@ pub async fn status(State(state): State<AppState>) -> Result<Json<Value>, ApiErr
         })
         .collect();
     let stats = store.stats();
+    let counters = state.counters.as_ref().map(|counters| {
+        let status = counters.status();
+        json!({
+            "leader": status.leader.map(|id| id.to_string()),
+            "term": status.term,
+            "voters": status.voters.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            "last_log_index": status.last_log_index,
+            "last_applied": status.last_applied,
+            "snapshot": status.snapshot,
+        })
+    });
     Ok(Json(json!({
         "node": {
             "id": store.replica_id().to_string(),
@@ -51,6 +63,7 @@ pub async fn status(State(state): State<AppState>) -> Result<Json<Value>, ApiErr
             "dropped_messages": gossip.dropped_messages,
             "refused_merges": gossip.refused_merges,
         },
+        "counters": counters,
     })))
 }
 

@@ -19,11 +19,12 @@ pub struct ApiArgs {
     token: Option<String>,
     /// Print the API's JSON instead of a table.
     #[arg(long)]
-    json: bool,
+    pub json: bool,
 }
 
 impl ApiArgs {
-    fn client(&self) -> Client {
+    /// A client for the node.
+    pub fn client(&self) -> Client {
         Client::new(&self.url, self.token.clone(), Duration::from_secs(75))
     }
 }
@@ -87,7 +88,8 @@ fn parse_json(text: &str, what: &str) -> anyhow::Result<Value> {
     serde_json::from_str(text).with_context(|| format!("{what} is not valid JSON"))
 }
 
-fn print_json(value: &Value) {
+/// Prints `value` as indented JSON.
+pub fn print_json(value: &Value) {
     println!(
         "{}",
         serde_json::to_string_pretty(value).unwrap_or_else(|_| value.to_string())
@@ -95,7 +97,7 @@ fn print_json(value: &Value) {
 }
 
 /// Prints rows as aligned columns under `header`.
-fn table(header: &[&str], rows: &[Vec<String>]) {
+pub fn table(header: &[&str], rows: &[Vec<String>]) {
     let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
     for row in rows {
         for (width, cell) in widths.iter_mut().zip(row) {
@@ -116,7 +118,8 @@ fn table(header: &[&str], rows: &[Vec<String>]) {
     }
 }
 
-fn text(value: &Value) -> String {
+/// A JSON value as a table cell.
+pub fn text(value: &Value) -> String {
     match value {
         Value::String(s) => s.clone(),
         Value::Null => "-".into(),

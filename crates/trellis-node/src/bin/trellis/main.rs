@@ -1,6 +1,7 @@
 //! `trellis`: run a node, set one up, or talk to a running one.
 
 mod commands;
+mod counter_commands;
 mod logging;
 
 use std::path::PathBuf;
@@ -78,6 +79,9 @@ enum Command {
         #[command(flatten)]
         api: commands::ApiArgs,
     },
+    /// Strongly consistent counters (stock): create, incr, decr, set, get, ls, members.
+    #[command(subcommand)]
+    Counter(counter_commands::CounterCommand),
 }
 
 #[derive(Subcommand)]
@@ -158,6 +162,7 @@ fn main() -> anyhow::Result<()> {
         Command::Ls(args) => commands::ls(&args),
         Command::Changes(args) => commands::changes(&args),
         Command::Status { api } => commands::status(&api),
+        Command::Counter(command) => counter_commands::run(&command),
     }
 }
 
@@ -224,7 +229,9 @@ async fn shutdown_signal() {
 }
 
 fn quickstart(exit_after_demo: bool) -> anyhow::Result<()> {
-    logging::init(LogFormat::Pretty, "warn")?;
+    // The walkthrough's own output tells the story; the sites' logs would
+    // bury it (elections at start, peers leaving at the end).
+    logging::init(LogFormat::Pretty, "error,openraft=off")?;
     let dir = std::env::temp_dir().join(format!("trellis-quickstart-{}", std::process::id()));
     runtime()?.block_on(async {
         let mut out = std::io::stdout();
