@@ -97,6 +97,19 @@ impl CausalContext {
         self.compact();
     }
 
+    /// Whether every dot of `other` is in this context: whoever holds this
+    /// context has seen every event `other` has.
+    pub fn includes(&self, other: &CausalContext) -> bool {
+        let vector_covered = other.vector.iter().all(|(&replica, &seen)| {
+            let mine = self.vector.get(&replica).copied().unwrap_or(0);
+            // Beyond my contiguous prefix, each of the other's events must be
+            // in my cloud; the cloud is small, so this stays cheap.
+            mine >= seen
+                || (mine + 1..=seen).all(|counter| self.cloud.contains(&Dot::new(replica, counter)))
+        });
+        vector_covered && other.cloud.iter().all(|dot| self.contains(dot))
+    }
+
     /// How many dots the context holds (saturating at `u64::MAX`).
     pub fn dot_count(&self) -> u64 {
         let contiguous = self
@@ -200,6 +213,20 @@ mod tests {
 
     fn dot(replica: u64, counter: u64) -> Dot {
         Dot::new(replica, counter)
+    }
+
+    #[test]
+    fn inclusion_follows_the_dots() {
+        let small = CausalContext::from_dots([dot(1, 1), dot(1, 2), dot(2, 5)]);
+        let big = CausalContext::from_dots([dot(1, 1), dot(1, 2), dot(1, 3), dot(2, 5), dot(3, 1)]);
+        assert!(big.includes(&small));
+        assert!(!small.includes(&big));
+        assert!(small.includes(&small));
+        assert!(small.includes(&CausalContext::new()));
+        // A vector entry is covered by cloud dots too.
+        let cloudy = CausalContext::from_dots([dot(2, 5), dot(1, 2), dot(1, 1)]);
+        assert!(cloudy.includes(&CausalContext::from_dots([dot(1, 1), dot(1, 2)])));
+        assert!(!cloudy.includes(&CausalContext::from_dots([dot(2, 4)])));
     }
 
     #[test]
