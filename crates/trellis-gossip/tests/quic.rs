@@ -314,3 +314,51 @@ async fn a_node_claiming_another_id_is_refused_and_marked_down() {
     berlin.stop().await;
     lisbon.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tracked_write_hears_each_peer_that_holds_it_durably() {
+    let ca = ClusterCa::generate("test").unwrap();
+    let berlin = start(&ca, mem(1), "berlin", vec![]).await;
+    let lisbon = start(&ca, mem(2), "lisbon", vec![berlin.addr()]).await;
+    let oslo = start(&ca, mem(3), "oslo", vec![berlin.addr()]).await;
+    // Wait until Berlin links to both.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while berlin
+        .gossip
+        .status()
+        .await
+        .unwrap()
+        .peers
+        .iter()
+        .filter(|p| p.linked)
+        .count()
+        < 2
+    {
+        assert!(Instant::now() < deadline, "links did not come up");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (applied, mut acks) = berlin
+        .gossip
+        .apply_tracked(LEADS, "lead-1", Mutation::Put(json!({"name": "Ada"})))
+        .await
+        .unwrap();
+    let mut holders = std::collections::BTreeSet::new();
+    while holders.len() < 2 {
+        let peer = tokio::time::timeout(Duration::from_secs(10), acks.recv())
+            .await
+            .expect("acknowledgements within 10 s")
+            .unwrap();
+        // An acknowledgement means the peer has it on its store already.
+        let node: &dyn SummaryOf = if peer == ReplicaId(2) { &lisbon } else { &oslo };
+        assert!(
+            node.summary(LEADS).0 >= 1,
+            "{peer} acknowledged before holding it"
+        );
+        holders.insert(peer);
+    }
+    assert_eq!(holders, [ReplicaId(2), ReplicaId(3)].into());
+    assert!(applied.seq > 0);
+    for node in [berlin, lisbon, oslo] {
+        node.stop().await;
+    }
+}

@@ -18,7 +18,11 @@ use trellis_store::{Origin, Store};
 use super::link::{self, Link};
 use super::{inbound, DriverConfig, DriverError, GossipStatus, Input, PeerInfo};
 use crate::membership::{members, Member};
+use crate::messages::Message;
 use crate::node::{Action, Event, Gossip};
+
+/// The longest a writer is told about acknowledgements of its push.
+const ACK_WAIT_LIMIT: std::time::Duration = std::time::Duration::from_secs(120);
 
 /// Wall-clock milliseconds: the protocol's time, on the same scale as the
 /// hybrid clock's physical part (propagation delays compare the two).
@@ -54,6 +58,9 @@ pub(super) struct Driver<S> {
     links: BTreeMap<ReplicaId, Link>,
     next_generation: u64,
     merges: Arc<Semaphore>,
+    /// Writers waiting to hear which peers acknowledged their push, by
+    /// push id, with when the push went out.
+    ack_waiters: BTreeMap<u64, (Instant, mpsc::UnboundedSender<ReplicaId>)>,
     tasks: JoinSet<()>,
     dropped_messages: u64,
     refused_merges: u64,
@@ -93,6 +100,7 @@ impl<S: Store> Driver<S> {
             seeds,
             links: BTreeMap::new(),
             next_generation: 0,
+            ack_waiters: BTreeMap::new(),
             tasks: JoinSet::new(),
             dropped_messages: 0,
             refused_merges: 0,
@@ -127,6 +135,7 @@ impl<S: Store> Driver<S> {
                 _ = tick.tick() => {
                     self.protocol(Event::Tick).await;
                     while self.tasks.try_join_next().is_some() {}
+                    self.forget_old_waiters();
                 }
                 _ = dial.tick() => self.dial(),
             }
@@ -148,6 +157,15 @@ impl<S: Store> Driver<S> {
                 message,
                 bytes,
             } => {
+                if let Message::PushAck { id } = &message {
+                    let gone = self
+                        .ack_waiters
+                        .get(id)
+                        .is_some_and(|(_, waiter)| waiter.send(from).is_err());
+                    if gone {
+                        self.ack_waiters.remove(id);
+                    }
+                }
                 self.protocol(Event::Received {
                     from,
                     message,
@@ -208,19 +226,24 @@ impl<S: Store> Driver<S> {
                 collection,
                 key,
                 applied,
+                acks,
             } => {
                 let origin = Origin {
                     replica: self.me,
                     time: applied.time,
                     full_state: false,
                 };
-                self.protocol(Event::LocalWrite {
-                    collection,
-                    key,
-                    delta: applied.delta,
-                    origin,
-                })
-                .await;
+                let pushed = self
+                    .protocol(Event::LocalWrite {
+                        collection,
+                        key,
+                        delta: applied.delta,
+                        origin,
+                    })
+                    .await;
+                if let (Some(acks), Some(id)) = (acks, pushed) {
+                    self.ack_waiters.insert(id, (Instant::now(), acks));
+                }
             }
             Input::Merged {
                 from,
@@ -251,11 +274,18 @@ impl<S: Store> Driver<S> {
     }
 
     /// Feeds one event to the protocol and carries out its actions.
-    async fn protocol(&mut self, event: Event) {
+    /// Returns the id of the eager push it sent, if any.
+    async fn protocol(&mut self, event: Event) -> Option<u64> {
         let actions = self.gossip.handle(now_ms(), event, &*self.store);
+        let mut pushed = None;
         for action in actions {
             match action {
-                Action::Send { to, message } => self.send(to, &message),
+                Action::Send { to, message } => {
+                    if let Message::Push { id, .. } = &message {
+                        pushed = Some(*id);
+                    }
+                    self.send(to, &message);
+                }
                 Action::Merge {
                     from,
                     collection,
@@ -266,7 +296,7 @@ impl<S: Store> Driver<S> {
                 } => {
                     // Waiting here stops reading inputs: backpressure.
                     let Ok(permit) = Arc::clone(&self.merges).acquire_owned().await else {
-                        return;
+                        return pushed;
                     };
                     let pending = self.store.merge(&collection, &key, state, origin);
                     let inputs = self.inputs.clone();
@@ -284,9 +314,10 @@ impl<S: Store> Driver<S> {
                 }
             }
         }
+        pushed
     }
 
-    fn send(&mut self, to: ReplicaId, message: &crate::messages::Message) {
+    fn send(&mut self, to: ReplicaId, message: &Message) {
         let frame = match encode_frame(message) {
             Ok(frame) => frame,
             Err(err) => {
@@ -305,6 +336,14 @@ impl<S: Store> Driver<S> {
         } else {
             self.dropped_messages += 1;
         }
+    }
+
+    /// Drops acknowledgement waiters whose writer stopped listening or
+    /// that are older than [`ACK_WAIT_LIMIT`] (late acknowledgements then
+    /// go unreported).
+    fn forget_old_waiters(&mut self) {
+        self.ack_waiters
+            .retain(|_, (sent, waiter)| !waiter.is_closed() && sent.elapsed() < ACK_WAIT_LIMIT);
     }
 
     /// Remembers a peer heard from, and where it was seen.

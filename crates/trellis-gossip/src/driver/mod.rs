@@ -181,11 +181,13 @@ enum Input {
         generation: u64,
         error: Option<String>,
     },
-    /// A local write is durable; push its delta.
+    /// A local write is durable; push its delta, and report the peers
+    /// that acknowledge it on `acks` if given.
     LocalWrite {
         collection: String,
         key: String,
         applied: Box<Applied>,
+        acks: Option<mpsc::UnboundedSender<ReplicaId>>,
     },
     /// A remote merge finished.
     Merged {
@@ -287,11 +289,38 @@ impl<S: Store> GossipHandle<S> {
         key: &str,
         mutation: Mutation,
     ) -> Result<Applied, StoreError> {
+        self.write(collection, key, mutation, None).await
+    }
+
+    /// Like [`apply`](Self::apply), and also reports each peer that
+    /// acknowledges holding the write durably (its eager push was merged
+    /// and fsynced there). Only peers connected at the time of the write
+    /// (up to the push fan-out) are pushed to; the others get the write by
+    /// reconciliation, unreported.
+    pub async fn apply_tracked(
+        &self,
+        collection: &str,
+        key: &str,
+        mutation: Mutation,
+    ) -> Result<(Applied, mpsc::UnboundedReceiver<ReplicaId>), StoreError> {
+        let (acks, acknowledged) = mpsc::unbounded_channel();
+        let applied = self.write(collection, key, mutation, Some(acks)).await?;
+        Ok((applied, acknowledged))
+    }
+
+    async fn write(
+        &self,
+        collection: &str,
+        key: &str,
+        mutation: Mutation,
+        acks: Option<mpsc::UnboundedSender<ReplicaId>>,
+    ) -> Result<Applied, StoreError> {
         let applied = self.store.apply(collection, key, mutation).await?;
         let write = Input::LocalWrite {
             collection: collection.to_owned(),
             key: key.to_owned(),
             applied: Box::new(applied.clone()),
+            acks,
         };
         // A stopped driver cannot push; the write is durable regardless and
         // reconciliation spreads it after a restart.
