@@ -8,6 +8,7 @@ use openraft::storage::{LogFlushed, RaftLogStorage};
 use openraft::{LogState, OptionalSend, RaftLogId, RaftLogReader, StorageError};
 use redb::{Database, Durability, ReadableDatabase, ReadableTable};
 
+use super::flusher::Flusher;
 use super::tables::{LAST_PURGED, LOG, MAX_ROW_BYTES, RAFT_META, VOTE};
 use super::{any, decode, encode, read_error, read_row, write_error};
 use crate::types::{CounterLogId, CounterRaft, CounterVote, LogEntry};
@@ -15,16 +16,19 @@ use crate::types::{CounterLogId, CounterRaft, CounterVote, LogEntry};
 /// The Raft log and the vote, in the counter store's redb file.
 ///
 /// Cheap to clone: clones share the database and serve as openraft's log
-/// readers. Appends, truncations, purges and votes each commit one
-/// fsynced transaction before they report success.
+/// readers. Votes, truncations and purges commit with fsync before they
+/// return; appends are reported to openraft once a group fsync covers
+/// them.
 #[derive(Debug, Clone)]
 pub struct LogStore {
     db: Arc<Database>,
+    flusher: Arc<Flusher>,
 }
 
 impl LogStore {
-    pub(crate) fn new(db: Arc<Database>) -> LogStore {
-        LogStore { db }
+    pub(crate) fn new(db: Arc<Database>) -> std::io::Result<LogStore> {
+        let flusher = Arc::new(Flusher::start(db.clone())?);
+        Ok(LogStore { db, flusher })
     }
 
     fn durable_write(&self) -> Result<redb::WriteTransaction, StorageError<u64>> {
@@ -155,7 +159,7 @@ impl RaftLogStorage<CounterRaft> for LogStore {
     {
         match self.append_now(entries) {
             Ok(()) => {
-                callback.log_io_completed(Ok(()));
+                self.flusher.after_flush(callback);
                 Ok(())
             }
             Err(err) => {

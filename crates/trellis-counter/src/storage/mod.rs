@@ -2,9 +2,11 @@
 //! vote ([`LogStore`]) and the state machine with its snapshot
 //! ([`StateMachineStore`]).
 //!
-//! Every write transaction commits with `Durability::Immediate` (fsync)
-//! before openraft is told the write happened, so nothing is acknowledged
-//! that a crash could lose. Every row is read back through
+//! Nothing is reported written to openraft before an fsynced commit
+//! (`Durability::Immediate`) covers it, so nothing is acknowledged that a
+//! crash could lose. Log appends commit without fsync and are made
+//! durable in groups by one background thread (`flusher.rs`); votes,
+//! truncations, purges, applies and snapshots commit with fsync directly. Every row is read back through
 //! [`trellis_crdt::codec::decode_with_limit`]; bad bytes become a storage
 //! error, never a panic.
 
@@ -12,6 +14,7 @@
 // the helpers here return it too instead of boxing and unboxing it.
 #![allow(clippy::result_large_err)]
 
+mod flusher;
 mod log;
 mod state_machine;
 mod tables;
@@ -46,7 +49,7 @@ pub fn open_store(
     let db = Database::create(path).map_err(|err| storage(&err))?;
     create_tables(&db).map_err(|err| storage(&err))?;
     let db = Arc::new(db);
-    let log = LogStore::new(db.clone());
+    let log = LogStore::new(db.clone()).map_err(|err| storage(&err))?;
     let state_machine = StateMachineStore::open(db, retention).map_err(|err| storage(&err))?;
     Ok((log, state_machine))
 }
