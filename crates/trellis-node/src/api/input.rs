@@ -1,10 +1,10 @@
 //! Reading requests: bodies within the size limit, JSON within the depth
-//! limit, query strings, and the fallbacks for unknown routes. Every
-//! rejection becomes an [`ApiError`] with a 4xx status.
+//! limit, path parameters, query strings, and the fallbacks for unknown
+//! routes. Every rejection becomes an [`ApiError`] with a 4xx status.
 
 use axum::body::Bytes;
-use axum::extract::rejection::{BytesRejection, QueryRejection};
-use axum::extract::Query;
+use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
+use axum::extract::{Path, Query};
 use axum::http::StatusCode;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -74,6 +74,14 @@ pub fn query<T>(query: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> 
     query
         .map(|Query(value)| value)
         .map_err(|rejection| ApiError::bad_request("bad_query", rejection.body_text()))
+}
+
+/// The path parameters as a `T`, or an error naming the bad one (a
+/// percent-encoded segment that is not UTF-8, for example), as JSON like
+/// every other error rather than axum's plain-text rejection.
+pub fn path<T>(path: Result<Path<T>, PathRejection>) -> Result<T, ApiError> {
+    path.map(|Path(value)| value)
+        .map_err(|rejection| ApiError::new(rejection.status(), "bad_path", rejection.body_text()))
 }
 
 /// A path no route serves.

@@ -247,19 +247,19 @@ impl Collector for Snapshot {
         )?;
         for (labels, peer) in &peers {
             let histogram = &peer.stats.delay_histogram;
-            let mut cumulative = 0;
+            // Per-bucket counts, as the gossip histogram keeps them: the
+            // encoder makes them cumulative (`le`) itself.
             let buckets: Vec<(f64, u64)> = DELAY_BUCKETS_MS
                 .iter()
                 .chain(std::iter::once(&u64::MAX))
                 .zip(histogram.counts)
                 .map(|(bound, count)| {
-                    cumulative += count;
                     let upper = if *bound == u64::MAX {
                         f64::INFINITY
                     } else {
                         *bound as f64 / 1000.0
                     };
-                    (upper, cumulative)
+                    (upper, count)
                 })
                 .collect();
             metric

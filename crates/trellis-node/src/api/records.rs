@@ -1,7 +1,7 @@
 //! Records and collections.
 
 use axum::body::Bytes;
-use axum::extract::rejection::{BytesRejection, QueryRejection};
+use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::Json;
 use serde::Deserialize;
@@ -40,9 +40,10 @@ fn record_json(key: &str, record: &Record) -> Value {
 /// JSON object.
 pub async fn put_record(
     State(state): State<AppState>,
-    Path((collection, key)): Path<(String, String)>,
+    path: Result<Path<(String, String)>, PathRejection>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Value>, ApiError> {
+    let (collection, key) = input::path(path)?;
     check_target(&state, &collection, Some(&key))?;
     let value = input::json(body, &state)?;
     if !value.is_object() {
@@ -61,9 +62,10 @@ pub async fn put_record(
 /// `PATCH /v1/collections/{c}/records/{key}`: apply `{"ops": [...]}`.
 pub async fn patch_record(
     State(state): State<AppState>,
-    Path((collection, key)): Path<(String, String)>,
+    path: Result<Path<(String, String)>, PathRejection>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Value>, ApiError> {
+    let (collection, key) = input::path(path)?;
     check_target(&state, &collection, Some(&key))?;
     let patch: PatchBody = input::typed(body, &state)?;
     let ops = to_ops(patch.ops)?;
@@ -88,9 +90,10 @@ pub struct GetQuery {
 /// `GET /v1/collections/{c}/records/{key}`: the record, or 404.
 pub async fn get_record(
     State(state): State<AppState>,
-    Path((collection, key)): Path<(String, String)>,
+    path: Result<Path<(String, String)>, PathRejection>,
     query: Result<Query<GetQuery>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
+    let (collection, key) = input::path(path)?;
     let query = input::query(query)?;
     check_target(&state, &collection, Some(&key))?;
     let record = state
@@ -132,8 +135,9 @@ fn conflicts(record: &Record) -> Value {
 /// `DELETE /v1/collections/{c}/records/{key}`: an observed remove.
 pub async fn delete_record(
     State(state): State<AppState>,
-    Path((collection, key)): Path<(String, String)>,
+    path: Result<Path<(String, String)>, PathRejection>,
 ) -> Result<Json<Value>, ApiError> {
+    let (collection, key) = input::path(path)?;
     check_target(&state, &collection, Some(&key))?;
     let existed = state
         .store()
@@ -171,9 +175,10 @@ const MAX_PAGE: usize = 1000;
 /// at a time.
 pub async fn list(
     State(state): State<AppState>,
-    Path(collection): Path<String>,
+    path: Result<Path<String>, PathRejection>,
     query: Result<Query<ListQuery>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
+    let collection = input::path(path)?;
     let query = input::query(query)?;
     check_target(&state, &collection, None)?;
     let limit = query.limit.unwrap_or(100);
