@@ -24,7 +24,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -75,7 +75,7 @@ fn millis(d: Duration) -> String {
 
 async fn start(
     ca: &ClusterCa,
-    dir: &PathBuf,
+    dir: &Path,
     id: u64,
     name: &str,
     seeds: Vec<SocketAddr>,

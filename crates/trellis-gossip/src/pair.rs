@@ -49,6 +49,9 @@ pub struct Traffic {
     pub record_bytes: u64,
 }
 
+/// What [`Pair::observe`] installs.
+type Observer = Box<dyn FnMut(Seen, &Message)>;
+
 /// Two nodes and the queue between them.
 pub struct Pair<S> {
     stores: [S; 2],
@@ -56,7 +59,7 @@ pub struct Pair<S> {
     wire: VecDeque<Envelope>,
     sent: [Traffic; 2],
     now_ms: u64,
-    observer: Option<Box<dyn FnMut(Seen, &Message)>>,
+    observer: Option<Observer>,
 }
 
 impl<S: Store> Pair<S> {
