@@ -7,7 +7,7 @@
 use std::net::SocketAddr;
 
 use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
+use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
@@ -102,9 +102,10 @@ pub struct SetBody {
 /// `POST /v1/counters/{name}`: create; 409 `already_exists` if it does.
 pub async fn create(
     State(state): State<AppState>,
-    Path(name): Path<String>,
+    name: Result<Path<String>, PathRejection>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Value>, ApiError> {
+    let name = input::path(name)?;
     let counters = counters(&state)?;
     let body: CreateBody = input::typed(body, &state)?;
     let value = counters
@@ -116,9 +117,10 @@ pub async fn create(
 /// `POST /v1/counters/{name}/increment`.
 pub async fn increment(
     State(state): State<AppState>,
-    Path(name): Path<String>,
+    name: Result<Path<String>, PathRejection>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Value>, ApiError> {
+    let name = input::path(name)?;
     let counters = counters(&state)?;
     let body: ChangeBody = input::typed(body, &state)?;
     let value = counters
@@ -131,9 +133,10 @@ pub async fn increment(
 /// above the minimum; 409 `insufficient` with `available` otherwise.
 pub async fn decrement(
     State(state): State<AppState>,
-    Path(name): Path<String>,
+    name: Result<Path<String>, PathRejection>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Value>, ApiError> {
+    let name = input::path(name)?;
     let counters = counters(&state)?;
     let body: ChangeBody = input::typed(body, &state)?;
     let value = counters
@@ -145,9 +148,10 @@ pub async fn decrement(
 /// `POST /v1/counters/{name}/set`.
 pub async fn set(
     State(state): State<AppState>,
-    Path(name): Path<String>,
+    name: Result<Path<String>, PathRejection>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Value>, ApiError> {
+    let name = input::path(name)?;
     let counters = counters(&state)?;
     let body: SetBody = input::typed(body, &state)?;
     let value = counters.set(&name, body.value, body.id.as_deref()).await?;
@@ -157,8 +161,9 @@ pub async fn set(
 /// `GET /v1/counters/{name}`: a linearizable read.
 pub async fn read(
     State(state): State<AppState>,
-    Path(name): Path<String>,
+    name: Result<Path<String>, PathRejection>,
 ) -> Result<Json<Value>, ApiError> {
+    let name = input::path(name)?;
     let value = counters(&state)?.read(&name).await?;
     Ok(Json(value_json(&value)))
 }
@@ -231,8 +236,9 @@ pub async fn add_voter(
 /// `DELETE /v1/counter-voters/{id}`: remove a voter.
 pub async fn remove_voter(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    id: Result<Path<String>, PathRejection>,
 ) -> Result<Json<Value>, ApiError> {
+    let id = input::path(id)?;
     let counters = counters(&state)?;
     let members = counters.remove_voter(replica_id(&id)?).await?;
     Ok(Json(members_json(&members)))
