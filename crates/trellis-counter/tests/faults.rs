@@ -167,4 +167,25 @@ async fn a_minority_partition_gets_no_quorum_in_bounded_time_and_the_majority_go
     let value = cluster.node(majority[0]).read("stock").await.unwrap().value;
     assert_eq!(value, 7);
     assert!(settled.value == 9 || settled.value == 7, "{settled:?}");
+
+    // Now a follower is cut off and the leader keeps its majority.
+    let leader = cluster.leader(&[0, 1, 2]).await;
+    let follower = (leader + 1) % 3;
+    cluster.partition(&[follower]);
+    let majority: Vec<usize> = (0..3).filter(|&i| i != follower).collect();
+    let lonely = tokio::time::timeout(HANG, cluster.node(follower).read("stock"))
+        .await
+        .expect("a read in the minority returned instead of hanging");
+    assert!(
+        matches!(lonely, Err(CounterError::NoQuorum { .. })),
+        "expected no quorum, got {lonely:?}"
+    );
+    let leader = cluster.leader(&majority).await;
+    let after = settle(|| cluster.node(leader).increment("stock", 3, Some("restock"))).await;
+    assert_eq!(after.value, 10);
+    cluster.heal();
+    assert_eq!(
+        settle(|| cluster.node(follower).read("stock")).await.value,
+        10
+    );
 }

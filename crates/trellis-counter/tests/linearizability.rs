@@ -146,6 +146,16 @@ async fn concurrent_calls_with_a_leader_crash_are_linearizable() {
     while let Some(result) = clients.join_next().await {
         history.extend(result.unwrap());
     }
+    // A last read after everything: every acknowledged change must be in it.
+    let survivor = (leader + 1) % 3;
+    let invoked = start.elapsed().as_nanos() as u64;
+    let last = settle(|| cluster.node(survivor).read("c")).await;
+    history.push(Op {
+        call: Call::Read,
+        invoked,
+        returned: start.elapsed().as_nanos() as u64,
+        answer: Answer::Value(last.value),
+    });
     let unknown = history
         .iter()
         .filter(|op| op.answer == Answer::Unknown)
