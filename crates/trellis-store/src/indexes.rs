@@ -8,7 +8,7 @@ use std::sync::RwLock;
 use trellis_crdt::{codec, Digest, Record, Timestamp};
 
 use crate::index::{Bucket, Fingerprint, IndexEntry, KeyRange, RangeIndex};
-use crate::tables::{meta, WriteTables};
+use crate::tables::{meta, StoredEntry, WriteTables};
 use crate::writer::IndexUpdate;
 use crate::StoreError;
 
@@ -147,8 +147,14 @@ impl Indexes {
     }
 }
 
+/// Records read at a time while rebuilding an index.
+const REBUILD_CHUNK: usize = 1024;
+
 /// Rebuilds a collection's index from its records, quarantining any that
 /// do not decode, and rewrites the stored index, checksum and live count.
+///
+/// The records are read a chunk at a time, so memory holds the index
+/// entries (as the index itself does afterwards) but never every record.
 fn rebuild(
     tables: &mut impl WriteTables,
     collection: &str,
@@ -156,32 +162,45 @@ fn rebuild(
 ) -> Result<(RangeIndex, u64), StoreError> {
     let mut entries = Vec::new();
     let mut live = 0u64;
-    for (key, bytes) in tables.all_records(collection)? {
-        match codec::decode::<Record>(&bytes) {
-            Ok(record) => {
-                let hlc = tables
-                    .index_entry(collection, &key)?
-                    .map_or_else(|| latest_write(&record), |entry| entry.hlc);
-                live += u64::from(record.exists());
-                entries.push((
-                    key,
-                    IndexEntry {
+    let mut after: Option<String> = None;
+    loop {
+        let chunk = tables.records_after(collection, "", after.as_deref(), REBUILD_CHUNK)?;
+        let Some((last, _)) = chunk.last() else {
+            break;
+        };
+        after = Some(last.clone());
+        for (key, bytes) in chunk {
+            match codec::decode::<Record>(&bytes) {
+                Ok(record) => {
+                    let hlc = tables
+                        .index_entry(collection, &key)?
+                        .map_or_else(|| latest_write(&record), |stored| stored.entry.hlc);
+                    let entry = IndexEntry {
                         digest: Digest::of_encoding(&bytes),
                         hlc,
-                    },
-                ));
-            }
-            Err(cause) => {
-                tracing::error!(%collection, %key, %cause, "corrupt record quarantined during index rebuild");
-                *corrupt += 1;
-                tables.quarantine(collection, &key, &bytes)?;
-                tables.remove_record(collection, &key)?;
+                    };
+                    live += u64::from(record.exists());
+                    entries.push((
+                        key,
+                        StoredEntry {
+                            entry,
+                            live: record.exists(),
+                        },
+                    ));
+                }
+                Err(cause) => {
+                    tracing::error!(%collection, %key, %cause, "corrupt record quarantined during index rebuild");
+                    *corrupt += 1;
+                    tables.quarantine(collection, &key, &bytes)?;
+                    tables.remove_record(collection, &key)?;
+                }
             }
         }
     }
     tables.replace_index(collection, &entries)?;
     let index =
-        RangeIndex::from_sorted(entries).map_err(|err| StoreError::Engine(err.to_string()))?;
+        RangeIndex::from_sorted(entries.into_iter().map(|(key, stored)| (key, stored.entry)))
+            .map_err(|err| StoreError::Engine(err.to_string()))?;
     tables.put_meta(&meta::checksum(collection), &codec::encode(&index.total()))?;
     tables.put_meta(&meta::live(collection), &live.to_le_bytes())?;
     Ok((index, live))

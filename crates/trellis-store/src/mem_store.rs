@@ -136,6 +136,28 @@ mod tests {
     }
 
     #[test]
+    fn a_deleted_record_found_corrupt_leaves_the_live_count_alone() {
+        let store = MemStore::new(ReplicaId(1), StoreConfig::default());
+        for key in ["l1", "l2"] {
+            store
+                .apply("leads", key, Mutation::Put(serde_json::json!({"a": 1})))
+                .wait()
+                .unwrap();
+        }
+        store.delete("leads", "l2").wait().unwrap();
+        assert_eq!(store.collections().unwrap()[0].live, 1);
+        store.corrupt_record("leads", "l2", vec![1, 0xff, 0xff]);
+        assert!(store.get("leads", "l2").is_err());
+        assert_eq!(store.stats().quarantined, 1);
+        // l1 is still live; the corrupt record was a deleted one.
+        assert_eq!(store.collections().unwrap()[0].live, 1);
+        // A live record found corrupt does leave the count.
+        store.corrupt_record("leads", "l1", vec![1, 0xff, 0xff]);
+        assert!(store.get("leads", "l1").is_err());
+        assert_eq!(store.collections().unwrap()[0].live, 0);
+    }
+
+    #[test]
     fn a_write_to_a_record_found_corrupt_is_refused() {
         let store = store_with_corrupt_record();
         // No read noticed the corruption first: the write itself finds it.

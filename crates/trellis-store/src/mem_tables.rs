@@ -4,14 +4,14 @@ use std::collections::BTreeMap;
 use std::ops::Bound;
 
 use crate::index::IndexEntry;
-use crate::tables::{ReadTables, WriteTables};
+use crate::tables::{ReadTables, StoredEntry, WriteTables};
 use crate::StoreError;
 
 /// The tables of a memory store.
 #[derive(Debug, Default)]
 pub(crate) struct MemTables {
     records: BTreeMap<String, BTreeMap<String, Vec<u8>>>,
-    index: BTreeMap<String, BTreeMap<String, IndexEntry>>,
+    index: BTreeMap<String, BTreeMap<String, StoredEntry>>,
     changes: BTreeMap<u64, Vec<u8>>,
     quarantine: BTreeMap<(String, String), Vec<u8>>,
     meta: BTreeMap<String, Vec<u8>>,
@@ -48,10 +48,6 @@ impl ReadTables for MemTables {
             .collect())
     }
 
-    fn all_records(&self, collection: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
-        self.records_after(collection, "", None, usize::MAX)
-    }
-
     fn record_count(&self, collection: &str) -> Result<u64, StoreError> {
         Ok(self
             .records
@@ -59,7 +55,7 @@ impl ReadTables for MemTables {
             .map_or(0, |records| records.len() as u64))
     }
 
-    fn index_entry(&self, collection: &str, key: &str) -> Result<Option<IndexEntry>, StoreError> {
+    fn index_entry(&self, collection: &str, key: &str) -> Result<Option<StoredEntry>, StoreError> {
         Ok(self
             .index
             .get(collection)
@@ -77,7 +73,7 @@ impl ReadTables for MemTables {
                 .map(|index| {
                     index
                         .iter()
-                        .map(|(key, entry)| (key.clone(), *entry))
+                        .map(|(key, stored)| (key.clone(), stored.entry))
                         .collect()
                 })
                 .unwrap_or_default(),
@@ -132,7 +128,7 @@ impl WriteTables for MemTables {
         &mut self,
         collection: &str,
         key: &str,
-        entry: &IndexEntry,
+        entry: &StoredEntry,
     ) -> Result<(), StoreError> {
         self.index
             .entry(collection.to_owned())
@@ -151,7 +147,7 @@ impl WriteTables for MemTables {
     fn replace_index(
         &mut self,
         collection: &str,
-        entries: &[(String, IndexEntry)],
+        entries: &[(String, StoredEntry)],
     ) -> Result<(), StoreError> {
         self.index
             .insert(collection.to_owned(), entries.iter().cloned().collect());

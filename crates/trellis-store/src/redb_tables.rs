@@ -4,11 +4,12 @@
 //! | table | key | value |
 //! |---|---|---|
 //! | `records/{collection}` | record key | codec-encoded `Record` |
-//! | `index/{collection}` | record key | 32-byte digest, 8-byte timestamp |
+//! | `index/{collection}` | record key | 32-byte digest, 8-byte timestamp, 1-byte live flag |
 //! | `changes` | sequence number | codec-encoded `Change` |
 //! | `quarantine` | `{collection}/{key}` | the undecodable bytes |
 //! | `meta` | name | value (see `tables::meta`) |
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 
 use redb::{
@@ -17,7 +18,7 @@ use redb::{
 };
 
 use crate::index::IndexEntry;
-use crate::tables::{decode_index_entry, encode_index_entry, ReadTables, WriteTables};
+use crate::tables::{decode_index_entry, encode_index_entry, ReadTables, StoredEntry, WriteTables};
 use crate::StoreError;
 
 type Bytes = TableDefinition<'static, &'static str, &'static [u8]>;
@@ -67,11 +68,11 @@ impl RedbRead {
     }
 }
 
-/// Reads and writes through a redb write transaction, keeping tables open
-/// for the length of the batch.
+/// Reads and writes through a redb write transaction, keeping every table
+/// it reads or writes open for the length of the batch.
 pub(crate) struct RedbWrite<'txn> {
     txn: &'txn WriteTransaction,
-    open: HashMap<String, Table<'txn, &'static str, &'static [u8]>>,
+    open: RefCell<HashMap<String, Table<'txn, &'static str, &'static [u8]>>>,
     changes: Option<Table<'txn, u64, &'static [u8]>>,
 }
 
@@ -82,7 +83,7 @@ impl<'txn> RedbWrite<'txn> {
     pub fn new(txn: &'txn WriteTransaction) -> Result<Self, StoreError> {
         let mut write = RedbWrite {
             txn,
-            open: HashMap::new(),
+            open: RefCell::new(HashMap::new()),
             changes: None,
         };
         write.table(QUARANTINE.name().to_owned())?;
@@ -95,7 +96,7 @@ impl<'txn> RedbWrite<'txn> {
         name: String,
     ) -> Result<&mut Table<'txn, &'static str, &'static [u8]>, StoreError> {
         use std::collections::hash_map::Entry;
-        match self.open.entry(name) {
+        match self.open.get_mut().entry(name) {
             Entry::Occupied(slot) => Ok(slot.into_mut()),
             Entry::Vacant(slot) => {
                 let table = self
@@ -113,18 +114,19 @@ impl<'txn> RedbWrite<'txn> {
         self.changes.as_mut().ok_or(StoreError::Closed)
     }
 
-    /// Runs `read` over a table that may be open in this batch or not
-    /// exist yet (`None`).
+    /// Runs `read` over a table, opening it for the rest of the batch if
+    /// it is not open yet (`None` if it does not exist).
     fn with_table<T>(
         &self,
         name: &str,
         read: impl FnOnce(&dyn ReadableBytes) -> Result<T, StoreError>,
     ) -> Result<Option<T>, StoreError> {
-        if let Some(table) = self.open.get(name) {
+        let mut open = self.open.borrow_mut();
+        if let Some(table) = open.get(name) {
             return read(table).map(Some);
         }
         match self.txn.open_table(definition(name)) {
-            Ok(table) => read(&table).map(Some),
+            Ok(table) => read(open.entry(name.to_owned()).or_insert(table)).map(Some),
             Err(TableError::TableDoesNotExist(_)) => Ok(None),
             Err(err) => Err(err.into()),
         }
@@ -287,17 +289,13 @@ impl<S: TableSource> ReadTables for S {
             .unwrap_or_default())
     }
 
-    fn all_records(&self, collection: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
-        self.records_after(collection, "", None, usize::MAX)
-    }
-
     fn record_count(&self, collection: &str) -> Result<u64, StoreError> {
         Ok(self
             .with_bytes(&records_table(collection), |table| table.count())?
             .unwrap_or(0))
     }
 
-    fn index_entry(&self, collection: &str, key: &str) -> Result<Option<IndexEntry>, StoreError> {
+    fn index_entry(&self, collection: &str, key: &str) -> Result<Option<StoredEntry>, StoreError> {
         Ok(self
             .with_bytes(&index_table(collection), |table| table.get_bytes(key))?
             .flatten()
@@ -315,7 +313,7 @@ impl<S: TableSource> ReadTables for S {
             .unwrap_or_default();
         Ok(rows
             .into_iter()
-            .map(|(key, bytes)| decode_index_entry(&bytes).map(|entry| (key, entry)))
+            .map(|(key, bytes)| decode_index_entry(&bytes).map(|stored| (key, stored.entry)))
             .collect())
     }
 
@@ -371,7 +369,7 @@ impl WriteTables for RedbWrite<'_> {
         &mut self,
         collection: &str,
         key: &str,
-        entry: &IndexEntry,
+        entry: &StoredEntry,
     ) -> Result<(), StoreError> {
         self.table(index_table(collection))?
             .insert(key, encode_index_entry(entry).as_slice())?;
@@ -386,10 +384,10 @@ impl WriteTables for RedbWrite<'_> {
     fn replace_index(
         &mut self,
         collection: &str,
-        entries: &[(String, IndexEntry)],
+        entries: &[(String, StoredEntry)],
     ) -> Result<(), StoreError> {
         let name = index_table(collection);
-        self.open.remove(&name);
+        self.open.get_mut().remove(&name);
         self.txn.delete_table(definition(&name))?;
         let table = self.table(name)?;
         for (key, entry) in entries {

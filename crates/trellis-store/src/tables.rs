@@ -23,14 +23,11 @@ pub(crate) trait ReadTables {
         limit: usize,
     ) -> Result<Vec<(String, Vec<u8>)>, StoreError>;
 
-    /// Every key and encoded record of `collection`, in key order.
-    fn all_records(&self, collection: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError>;
-
     /// How many records `collection` holds, deleted ones included.
     fn record_count(&self, collection: &str) -> Result<u64, StoreError>;
 
     /// The stored index entry of `collection/key`, if readable.
-    fn index_entry(&self, collection: &str, key: &str) -> Result<Option<IndexEntry>, StoreError>;
+    fn index_entry(&self, collection: &str, key: &str) -> Result<Option<StoredEntry>, StoreError>;
 
     /// Every stored index entry of `collection`, in key order; `None` if
     /// any entry is unreadable.
@@ -68,7 +65,7 @@ pub(crate) trait WriteTables: ReadTables {
         &mut self,
         collection: &str,
         key: &str,
-        entry: &IndexEntry,
+        entry: &StoredEntry,
     ) -> Result<(), StoreError>;
 
     /// Removes an index entry.
@@ -78,7 +75,7 @@ pub(crate) trait WriteTables: ReadTables {
     fn replace_index(
         &mut self,
         collection: &str,
-        entries: &[(String, IndexEntry)],
+        entries: &[(String, StoredEntry)],
     ) -> Result<(), StoreError>;
 
     /// Moves raw bytes into quarantine.
@@ -97,22 +94,45 @@ pub(crate) trait WriteTables: ReadTables {
     fn put_meta(&mut self, name: &str, value: &[u8]) -> Result<(), StoreError>;
 }
 
-/// Stored index entries are 40 bytes: the digest, then the timestamp
-/// (little-endian).
-pub(crate) fn encode_index_entry(entry: &IndexEntry) -> [u8; 40] {
-    let mut bytes = [0u8; 40];
-    bytes[..32].copy_from_slice(entry.digest.as_bytes());
-    bytes[32..].copy_from_slice(&entry.hlc.0.to_le_bytes());
+/// An index entry as stored: the entry, and whether the record is live.
+/// The flag lets a record whose bytes no longer decode leave the live
+/// count only if it was counted in it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct StoredEntry {
+    /// The reconciliation index's entry.
+    pub entry: IndexEntry,
+    /// Whether the record exists (is not deleted).
+    pub live: bool,
+}
+
+/// Stored index entries are 41 bytes: the digest, the timestamp
+/// (little-endian), then 1 if the record is live, else 0.
+pub(crate) fn encode_index_entry(stored: &StoredEntry) -> [u8; 41] {
+    let mut bytes = [0u8; 41];
+    bytes[..32].copy_from_slice(stored.entry.digest.as_bytes());
+    bytes[32..40].copy_from_slice(&stored.entry.hlc.0.to_le_bytes());
+    bytes[40] = u8::from(stored.live);
     bytes
 }
 
-/// The inverse of [`encode_index_entry`]; `None` for anything but 40 bytes.
-pub(crate) fn decode_index_entry(bytes: &[u8]) -> Option<IndexEntry> {
-    let digest: [u8; 32] = bytes.get(..32)?.try_into().ok()?;
-    let time: [u8; 8] = bytes.get(32..)?.try_into().ok()?;
-    Some(IndexEntry {
-        digest: Digest(digest),
-        hlc: Timestamp(u64::from_le_bytes(time)),
+/// The inverse of [`encode_index_entry`]; `None` for anything else,
+/// including the 40-byte entries of earlier builds (which had no liveness
+/// flag: the index is then rebuilt from the records on open).
+pub(crate) fn decode_index_entry(bytes: &[u8]) -> Option<StoredEntry> {
+    let bytes: &[u8; 41] = bytes.try_into().ok()?;
+    let digest: [u8; 32] = bytes[..32].try_into().ok()?;
+    let time: [u8; 8] = bytes[32..40].try_into().ok()?;
+    let live = match bytes[40] {
+        0 => false,
+        1 => true,
+        _ => return None,
+    };
+    Some(StoredEntry {
+        entry: IndexEntry {
+            digest: Digest(digest),
+            hlc: Timestamp(u64::from_le_bytes(time)),
+        },
+        live,
     })
 }
 
@@ -152,4 +172,41 @@ pub(crate) fn meta_u64(
         .meta(name)?
         .and_then(|bytes| <[u8; 8]>::try_from(bytes.as_slice()).ok())
         .map(u64::from_le_bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn index_entries_round_trip_with_their_live_flag() {
+        for live in [false, true] {
+            let stored = StoredEntry {
+                entry: IndexEntry {
+                    digest: Digest([7; 32]),
+                    hlc: Timestamp(42),
+                },
+                live,
+            };
+            assert_eq!(
+                decode_index_entry(&encode_index_entry(&stored)),
+                Some(stored)
+            );
+        }
+    }
+
+    #[test]
+    fn entries_without_a_valid_live_flag_are_unreadable() {
+        let mut bytes = encode_index_entry(&StoredEntry {
+            entry: IndexEntry {
+                digest: Digest([7; 32]),
+                hlc: Timestamp(42),
+            },
+            live: true,
+        });
+        // An entry of an earlier build: digest and time, no flag.
+        assert_eq!(decode_index_entry(&bytes[..40]), None);
+        bytes[40] = 2;
+        assert_eq!(decode_index_entry(&bytes), None);
+    }
 }

@@ -9,7 +9,7 @@ use trellis_crdt::{codec, Digest, Lattice, Record, ReplicaId, Timestamp};
 use crate::clock::SharedClock;
 use crate::index::{Fingerprint, IndexEntry};
 use crate::prepare::{encode, prepare, Encoded, Prepared, Stored};
-use crate::tables::{meta, WriteTables};
+use crate::tables::{meta, StoredEntry, WriteTables};
 use crate::{Applied, Change, Limits, Merged, Mutation, Origin, StoreConfig, StoreError};
 
 /// A change to the in-memory reconciliation index, applied once the batch
@@ -210,7 +210,7 @@ impl Writer {
                 record.clone(),
                 tables
                     .index_entry(collection, key)?
-                    .map_or(Timestamp::default(), |e| e.hlc),
+                    .map_or(Timestamp::default(), |stored| stored.entry.hlc),
             ),
         };
         let unchanged = record.clone();
@@ -304,10 +304,15 @@ impl Writer {
             Err(cause) => {
                 tracing::error!(%collection, %key, %cause, "corrupt record quarantined");
                 effects.corrupt += 1;
+                // The bytes cannot tell whether the record was live; its
+                // index entry can.
+                let was_live = tables
+                    .index_entry(collection, key)?
+                    .is_some_and(|stored| stored.live);
                 tables.quarantine(collection, key, &bytes)?;
                 tables.remove_record(collection, key)?;
                 tables.remove_index_entry(collection, key)?;
-                self.forget(collection, key, &digest, true);
+                self.forget(collection, key, &digest, was_live);
                 effects.index.push(IndexUpdate::Remove {
                     collection: collection.to_owned(),
                     key: key.to_owned(),
@@ -337,7 +342,7 @@ impl Writer {
         let digest = encoded.digest;
         let entry = IndexEntry { digest, hlc: time };
         tables.put_record(collection, key, &encoded.bytes)?;
-        tables.put_index_entry(collection, key, &entry)?;
+        tables.put_index_entry(collection, key, &StoredEntry { entry, live })?;
         if let Some((old_digest, was_live)) = previous {
             self.forget(collection, key, &old_digest, was_live);
         }
