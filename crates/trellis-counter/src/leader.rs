@@ -8,7 +8,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use openraft::error::{CheckIsLeaderError, ClientWriteError, ForwardToLeader, RaftError};
-use openraft::{ChangeMembers, Raft};
+use openraft::{ChangeMembers, Membership, Raft};
 use trellis_crdt::{wall_clock_millis, ReplicaId};
 use trellis_net::ConnectionPool;
 
@@ -72,23 +72,10 @@ impl Core {
     pub(crate) fn members(&self) -> Members {
         let metrics = self.raft.metrics();
         let metrics = metrics.borrow();
-        let membership = metrics.membership_config.membership();
-        let address = |id: u64| {
-            membership
-                .get_node(&id)
-                .map_or_else(|| PeerAddress::default().addr, |node| node.addr)
-        };
-        Members {
-            leader: metrics.current_leader.map(ReplicaId),
-            voters: membership
-                .voter_ids()
-                .map(|id| (ReplicaId(id), address(id)))
-                .collect(),
-            learners: membership
-                .learner_ids()
-                .map(|id| (ReplicaId(id), address(id)))
-                .collect(),
-        }
+        members_of(
+            metrics.membership_config.membership(),
+            metrics.current_leader,
+        )
     }
 
     /// Handles a call as the leader; answers `NotLeader` if this node
@@ -173,7 +160,7 @@ impl Core {
             .change_membership(ChangeMembers::AddVoterIds(voters), false)
             .await
         {
-            Ok(_) => ClientReply::Done(Ok(ClientAnswer::Members(self.members()))),
+            Ok(response) => self.changed(response.membership.as_ref()),
             Err(err) => write_failure(err),
         }
     }
@@ -191,9 +178,23 @@ impl Core {
             .change_membership(ChangeMembers::RemoveVoters(voters), false)
             .await
         {
-            Ok(_) => ClientReply::Done(Ok(ClientAnswer::Members(self.members()))),
+            Ok(response) => self.changed(response.membership.as_ref()),
             Err(err) => write_failure(err),
         }
+    }
+
+    /// The answer to a committed membership change: the membership it
+    /// committed (the metrics may not show it yet).
+    fn changed(&self, membership: Option<&Membership<u64, PeerAddress>>) -> ClientReply {
+        let members = match membership {
+            Some(membership) => {
+                // A leader that removed itself steps down.
+                let leading = membership.voter_ids().any(|voter| voter == self.id);
+                members_of(membership, leading.then_some(self.id))
+            }
+            None => self.members(),
+        };
+        ClientReply::Done(Ok(ClientAnswer::Members(members)))
     }
 
     /// `NotLeader` if the metrics say another node (or none) leads.
@@ -202,6 +203,26 @@ impl Core {
             Some((leader, _)) if leader == self.id => None,
             leader => Some(ClientReply::NotLeader { leader }),
         }
+    }
+}
+
+/// A membership as callers see it.
+fn members_of(membership: &Membership<u64, PeerAddress>, leader: Option<u64>) -> Members {
+    let address = |id: u64| {
+        membership
+            .get_node(&id)
+            .map_or_else(|| PeerAddress::default().addr, |node| node.addr)
+    };
+    Members {
+        leader: leader.map(ReplicaId),
+        voters: membership
+            .voter_ids()
+            .map(|id| (ReplicaId(id), address(id)))
+            .collect(),
+        learners: membership
+            .learner_ids()
+            .map(|id| (ReplicaId(id), address(id)))
+            .collect(),
     }
 }
 
