@@ -1,6 +1,6 @@
 //! Faults with real QUIC on 127.0.0.1: the leader killed, a voter
-//! restarted from its disk after the log moved past it, and a minority
-//! cut off by a network partition.
+//! restarted from its disk after the log moved past it, the whole group
+//! restarted, and minorities cut off by network partitions.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -188,4 +188,35 @@ async fn a_minority_partition_gets_no_quorum_in_bounded_time_and_the_majority_go
         settle(|| cluster.node(follower).read("stock")).await.value,
         10
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_whole_group_restarts_from_disk_with_its_keys() {
+    let mut cluster = Cluster::start("full-restart", 3, 3, fast).await;
+    cluster.leader(&[0, 1, 2]).await;
+    settle(|| cluster.node(0).create("stock", 9, 0, None)).await;
+    let sold = cluster
+        .node(1)
+        .decrement("stock", 4, Some("order-7"))
+        .await
+        .unwrap();
+    cluster.node(2).create("apples", 1, 0, None).await.unwrap();
+    for i in 0..3 {
+        cluster.kill(i).await;
+    }
+    for i in 0..3 {
+        cluster.start_node(i).await;
+    }
+    cluster.leader(&[0, 1, 2]).await;
+    let replayed = settle(|| cluster.node(2).decrement("stock", 4, Some("order-7"))).await;
+    assert_eq!(replayed, sold, "the key survived the restart");
+    let values: Vec<(String, i64)> = cluster
+        .node(0)
+        .list()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| (c.name, c.value))
+        .collect();
+    assert_eq!(values, vec![("apples".into(), 1), ("stock".into(), 5)]);
 }
