@@ -24,8 +24,8 @@ pub struct CounterConfig {
     /// [`add_voter`](crate::Counters::add_voter) and
     /// [`remove_voter`](crate::Counters::remove_voter).
     pub voters: BTreeMap<ReplicaId, SocketAddr>,
-    /// The directory holding the counter store (`counters.redb`). Created
-    /// if missing.
+    /// The directory holding the counter store (`raft-log.redb` and
+    /// `state.redb`). Created if missing.
     pub data_dir: PathBuf,
     /// The longest a counter call may take before it fails with
     /// [`CounterError::NoQuorum`]. Default 5 s.

@@ -47,8 +47,8 @@
 //!   the leader applies it, in log order, so concurrent decrements from
 //!   every site can never take a counter below its minimum.
 //! - **Durable before acknowledged.** The log, the vote and the state
-//!   machine live in one redb file; every write is fsynced before openraft
-//!   (and so the caller) hears of it.
+//!   machine live in redb; every write is fsynced before openraft (and so
+//!   the caller) hears of it.
 //! - **At most once with a key.** A change carrying an idempotency key is
 //!   applied at most once while the key is remembered
 //!   ([`DEDUPE_RETENTION`]); a retry answers the first outcome.

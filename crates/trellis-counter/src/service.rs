@@ -24,7 +24,7 @@ use crate::network::{call, CallError, NetworkFactory};
 use crate::rpc::{ClientAnswer, ClientReply, ClientRequest, Members, RpcRequest, RpcResponse};
 use crate::server;
 use crate::state::DEDUPE_RETENTION;
-use crate::storage::{open_store, STORE_FILE};
+use crate::storage::open_store;
 use crate::types::PeerAddress;
 
 /// The pause between attempts while no leader answers.
@@ -111,7 +111,7 @@ impl Counters {
                 config.data_dir.display()
             ))
         })?;
-        let (log, state_machine) = open_store(&config.data_dir.join(STORE_FILE), DEDUPE_RETENTION)?;
+        let (log, state_machine) = open_store(&config.data_dir, DEDUPE_RETENTION)?;
         let state = state_machine.shared();
         let pool = Arc::new(
             ConnectionPool::new(endpoint.clone(), ALPN_COUNTER)

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use openraft::storage::{RaftLogStorage, RaftStateMachine};
 use openraft::testing::{StoreBuilder, Suite};
 use openraft::{CommittedLeaderId, Entry, EntryPayload, LogId, RaftLogReader, StorageError, Vote};
-use trellis_counter::storage::{open_store, LogStore, StateMachineStore};
+use trellis_counter::storage::{open_store, LogStore, StateMachineStore, LOG_FILE, STATE_FILE};
 use trellis_counter::{CounterRaft, Operation, Proposal, DEDUPE_RETENTION};
 
 /// A fresh directory per store, removed when the guard drops.
@@ -40,7 +40,7 @@ struct RedbBuilder;
 impl StoreBuilder<CounterRaft, LogStore, StateMachineStore, TempDir> for RedbBuilder {
     async fn build(&self) -> Result<(TempDir, LogStore, StateMachineStore), StorageError<u64>> {
         let dir = TempDir::new("suite");
-        let (log, sm) = open_store(&dir.0.join("counters.redb"), DEDUPE_RETENTION).unwrap();
+        let (log, sm) = open_store(&dir.0, DEDUPE_RETENTION).unwrap();
         Ok((dir, log, sm))
     }
 }
@@ -57,7 +57,7 @@ fn log_id(term: u64, index: u64) -> LogId<u64> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_state_survives_reopening() {
     let dir = TempDir::new("reopen");
-    let path = dir.0.join("counters.redb");
+    let path = dir.0.clone();
     let proposal = |operation| Proposal {
         operation,
         idempotency_key: Some("k1".into()),
@@ -104,10 +104,10 @@ async fn corrupt_rows_are_errors_not_panics() {
     const LOG: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("raft_log");
 
     let dir = TempDir::new("corrupt");
-    let path = dir.0.join("counters.redb");
+    let path = dir.0.clone();
     drop(open_store(&path, DEDUPE_RETENTION).unwrap());
     {
-        let db = Database::create(&path).unwrap();
+        let db = Database::create(path.join(LOG_FILE)).unwrap();
         let txn = db.begin_write().unwrap();
         {
             let mut log = txn.open_table(LOG).unwrap();
@@ -124,7 +124,7 @@ async fn corrupt_rows_are_errors_not_panics() {
     drop(_sm);
 
     {
-        let db = Database::create(&path).unwrap();
+        let db = Database::create(path.join(STATE_FILE)).unwrap();
         let txn = db.begin_write().unwrap();
         {
             let mut counters = txn.open_table(COUNTERS).unwrap();

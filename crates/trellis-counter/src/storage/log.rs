@@ -10,7 +10,7 @@ use redb::{Database, Durability, ReadableDatabase, ReadableTable};
 
 use super::flusher::Flusher;
 use super::tables::{LAST_PURGED, LOG, MAX_ROW_BYTES, RAFT_META, VOTE};
-use super::{any, decode, encode, read_error, read_row, write_error};
+use super::{any, decode, encode, off_runtime, read_error, read_row, write_error};
 use crate::types::{CounterLogId, CounterRaft, CounterVote, LogEntry};
 
 /// The Raft log and the vote, in the counter store's redb file.
@@ -31,13 +31,6 @@ impl LogStore {
         Ok(LogStore { db, flusher })
     }
 
-    fn durable_write(&self) -> Result<redb::WriteTransaction, StorageError<u64>> {
-        let mut txn = self.db.begin_write().map_err(|e| write_error(any(e)))?;
-        txn.set_durability(Durability::Immediate)
-            .map_err(|e| write_error(any(e)))?;
-        Ok(txn)
-    }
-
     /// Every entry whose index is in `range`, in order.
     fn entries(&self, range: (Bound<u64>, Bound<u64>)) -> Result<Vec<LogEntry>, StorageError<u64>> {
         let txn = self.db.begin_read().map_err(|e| read_error(any(e)))?;
@@ -48,50 +41,6 @@ impl LogStore {
             entries.push(decode(bytes.value(), MAX_ROW_BYTES, "log entry").map_err(read_error)?);
         }
         Ok(entries)
-    }
-
-    /// Removes the entries with index in `range`, and records `purged`
-    /// as the last purged log id if given, in one durable transaction.
-    fn remove(
-        &self,
-        range: (Bound<u64>, Bound<u64>),
-        purged: Option<&CounterLogId>,
-    ) -> Result<(), StorageError<u64>> {
-        let txn = self.durable_write()?;
-        {
-            let mut table = txn.open_table(LOG).map_err(|e| write_error(any(e)))?;
-            let doomed = table
-                .range(range)
-                .map_err(|e| write_error(any(e)))?
-                .map(|row| row.map(|(index, _)| index.value()))
-                .collect::<Result<Vec<u64>, _>>()
-                .map_err(|e| write_error(any(e)))?;
-            for index in doomed {
-                table.remove(index).map_err(|e| write_error(any(e)))?;
-            }
-            if let Some(purged) = purged {
-                let mut meta = txn.open_table(RAFT_META).map_err(|e| write_error(any(e)))?;
-                meta.insert(LAST_PURGED, encode(purged).as_slice())
-                    .map_err(|e| write_error(any(e)))?;
-            }
-        }
-        txn.commit().map_err(|e| write_error(any(e)))
-    }
-
-    fn append_now(
-        &self,
-        entries: impl IntoIterator<Item = LogEntry>,
-    ) -> Result<(), StorageError<u64>> {
-        let txn = self.durable_write()?;
-        {
-            let mut table = txn.open_table(LOG).map_err(|e| write_error(any(e)))?;
-            for entry in entries {
-                table
-                    .insert(entry.get_log_id().index, encode(&entry).as_slice())
-                    .map_err(|e| write_error(any(e)))?;
-            }
-        }
-        txn.commit().map_err(|e| write_error(any(e)))
     }
 
     fn last_entry_id(&self) -> Result<Option<CounterLogId>, StorageError<u64>> {
@@ -107,6 +56,70 @@ impl LogStore {
             }
         }
     }
+}
+
+/// Removes the entries with index in `range`, and records `purged` as the
+/// last purged log id if given, in one fsynced transaction.
+fn remove(
+    db: &Database,
+    range: (Bound<u64>, Bound<u64>),
+    purged: Option<CounterLogId>,
+) -> Result<(), StorageError<u64>> {
+    let txn = begin(db, Durability::Immediate)?;
+    {
+        let mut table = txn.open_table(LOG).map_err(|e| write_error(any(e)))?;
+        let doomed = table
+            .range(range)
+            .map_err(|e| write_error(any(e)))?
+            .map(|row| row.map(|(index, _)| index.value()))
+            .collect::<Result<Vec<u64>, _>>()
+            .map_err(|e| write_error(any(e)))?;
+        for index in doomed {
+            table.remove(index).map_err(|e| write_error(any(e)))?;
+        }
+        if let Some(purged) = purged {
+            let mut meta = txn.open_table(RAFT_META).map_err(|e| write_error(any(e)))?;
+            meta.insert(LAST_PURGED, encode(&purged).as_slice())
+                .map_err(|e| write_error(any(e)))?;
+        }
+    }
+    txn.commit().map_err(|e| write_error(any(e)))
+}
+
+/// Commits encoded entries without fsync: readable at once, durable after
+/// the next flush.
+fn append_rows(db: &Database, rows: Vec<(u64, Vec<u8>)>) -> Result<(), StorageError<u64>> {
+    let txn = begin(db, Durability::None)?;
+    {
+        let mut table = txn.open_table(LOG).map_err(|e| write_error(any(e)))?;
+        for (index, bytes) in rows {
+            table
+                .insert(index, bytes.as_slice())
+                .map_err(|e| write_error(any(e)))?;
+        }
+    }
+    txn.commit().map_err(|e| write_error(any(e)))
+}
+
+/// Writes the vote with fsync.
+fn write_vote(db: &Database, vote: Vec<u8>) -> Result<(), StorageError<u64>> {
+    let txn = begin(db, Durability::Immediate)?;
+    {
+        let mut meta = txn.open_table(RAFT_META).map_err(|e| write_error(any(e)))?;
+        meta.insert(VOTE, vote.as_slice())
+            .map_err(|e| write_error(any(e)))?;
+    }
+    txn.commit().map_err(|e| write_error(any(e)))
+}
+
+fn begin(
+    db: &Database,
+    durability: Durability,
+) -> Result<redb::WriteTransaction, StorageError<u64>> {
+    let mut txn = db.begin_write().map_err(|e| write_error(any(e)))?;
+    txn.set_durability(durability)
+        .map_err(|e| write_error(any(e)))?;
+    Ok(txn)
 }
 
 impl RaftLogReader<CounterRaft> for LogStore {
@@ -135,13 +148,8 @@ impl RaftLogStorage<CounterRaft> for LogStore {
     }
 
     async fn save_vote(&mut self, vote: &CounterVote) -> Result<(), StorageError<u64>> {
-        let txn = self.durable_write()?;
-        {
-            let mut meta = txn.open_table(RAFT_META).map_err(|e| write_error(any(e)))?;
-            meta.insert(VOTE, encode(vote).as_slice())
-                .map_err(|e| write_error(any(e)))?;
-        }
-        txn.commit().map_err(|e| write_error(any(e)))
+        let (db, vote) = (self.db.clone(), encode(vote));
+        off_runtime(move || write_vote(&db, vote)).await
     }
 
     async fn read_vote(&mut self) -> Result<Option<CounterVote>, StorageError<u64>> {
@@ -157,7 +165,12 @@ impl RaftLogStorage<CounterRaft> for LogStore {
         I: IntoIterator<Item = LogEntry> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
-        match self.append_now(entries) {
+        let rows: Vec<(u64, Vec<u8>)> = entries
+            .into_iter()
+            .map(|entry| (entry.get_log_id().index, encode(&entry)))
+            .collect();
+        let db = self.db.clone();
+        match off_runtime(move || append_rows(&db, rows)).await {
             Ok(()) => {
                 self.flusher.after_flush(callback);
                 Ok(())
@@ -170,13 +183,14 @@ impl RaftLogStorage<CounterRaft> for LogStore {
     }
 
     async fn truncate(&mut self, log_id: CounterLogId) -> Result<(), StorageError<u64>> {
-        self.remove((Bound::Included(log_id.index), Bound::Unbounded), None)
+        let db = self.db.clone();
+        let range = (Bound::Included(log_id.index), Bound::Unbounded);
+        off_runtime(move || remove(&db, range, None)).await
     }
 
     async fn purge(&mut self, log_id: CounterLogId) -> Result<(), StorageError<u64>> {
-        self.remove(
-            (Bound::Unbounded, Bound::Included(log_id.index)),
-            Some(&log_id),
-        )
+        let db = self.db.clone();
+        let range = (Bound::Unbounded, Bound::Included(log_id.index));
+        off_runtime(move || remove(&db, range, Some(log_id))).await
     }
 }

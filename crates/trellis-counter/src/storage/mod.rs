@@ -1,14 +1,17 @@
-//! Durable storage of the counter group in one redb file: the Raft log and
-//! vote ([`LogStore`]) and the state machine with its snapshot
-//! ([`StateMachineStore`]).
+//! Durable storage of the counter group in two redb files in the data
+//! directory: the Raft log and vote ([`LogStore`], [`LOG_FILE`]) and the
+//! state machine with its snapshot ([`StateMachineStore`],
+//! [`STATE_FILE`]). Two files, so log appends never wait for the state
+//! machine's writes or the other way round.
 //!
 //! Nothing is reported written to openraft before an fsynced commit
 //! (`Durability::Immediate`) covers it, so nothing is acknowledged that a
 //! crash could lose. Log appends commit without fsync and are made
 //! durable in groups by one background thread (`flusher.rs`); votes,
-//! truncations, purges, applies and snapshots commit with fsync directly. Every row is read back through
-//! [`trellis_crdt::codec::decode_with_limit`]; bad bytes become a storage
-//! error, never a panic.
+//! truncations, purges, applies and snapshots commit with fsync directly.
+//! Blocking commits run on tokio's blocking threads. Every row is read
+//! back through [`trellis_crdt::codec::decode_with_limit`]; bad bytes
+//! become a storage error, never a panic.
 
 // openraft's storage traits return its `StorageError` (over 200 bytes);
 // the helpers here return it too instead of boxing and unboxing it.
@@ -35,36 +38,59 @@ pub use tables::MAX_SNAPSHOT_BYTES;
 use crate::error::CounterError;
 use crate::state::DedupeRetention;
 
-/// The file name of the counter store inside the data directory.
-pub const STORE_FILE: &str = "counters.redb";
+/// The file of the Raft log and vote inside the data directory.
+pub const LOG_FILE: &str = "raft-log.redb";
 
-/// Opens (or creates) the counter store at `path` and returns its two
-/// halves, as openraft wants them.
+/// The file of the state machine and snapshot inside the data directory.
+pub const STATE_FILE: &str = "state.redb";
+
+/// Opens (or creates) the counter store in the directory `dir` (which
+/// must exist) and returns its two halves, as openraft wants them.
 pub fn open_store(
-    path: &Path,
+    dir: &Path,
     retention: DedupeRetention,
 ) -> Result<(LogStore, StateMachineStore), CounterError> {
-    let storage =
-        |err: &dyn std::fmt::Display| CounterError::Storage(format!("{}: {err}", path.display()));
-    let db = Database::create(path).map_err(|err| storage(&err))?;
-    create_tables(&db).map_err(|err| storage(&err))?;
-    let db = Arc::new(db);
-    let log = LogStore::new(db.clone()).map_err(|err| storage(&err))?;
-    let state_machine = StateMachineStore::open(db, retention).map_err(|err| storage(&err))?;
+    let log_db = open_db(&dir.join(LOG_FILE), &[tables::LOG], &[tables::RAFT_META])?;
+    let state_path = dir.join(STATE_FILE);
+    let state_db = open_db(
+        &state_path,
+        &[],
+        &[
+            tables::COUNTERS,
+            tables::KEYS,
+            tables::STATE_META,
+            tables::SNAPSHOT,
+        ],
+    )?;
+    let log = LogStore::new(log_db)
+        .map_err(|err| CounterError::Storage(format!("could not start the log flusher: {err}")))?;
+    let state_machine = StateMachineStore::open(state_db, retention)
+        .map_err(|err| CounterError::Storage(format!("{}: {err}", state_path.display())))?;
     Ok((log, state_machine))
 }
 
-/// Creates every table, so read transactions never meet a missing one.
-fn create_tables(db: &Database) -> Result<(), redb::Error> {
-    let txn = db.begin_write()?;
-    txn.open_table(tables::LOG)?;
-    txn.open_table(tables::RAFT_META)?;
-    txn.open_table(tables::COUNTERS)?;
-    txn.open_table(tables::KEYS)?;
-    txn.open_table(tables::STATE_META)?;
-    txn.open_table(tables::SNAPSHOT)?;
-    txn.commit()?;
-    Ok(())
+/// Opens one database and creates its tables, so read transactions never
+/// meet a missing one.
+fn open_db(
+    path: &Path,
+    indexed: &[redb::TableDefinition<'_, u64, &[u8]>],
+    named: &[redb::TableDefinition<'_, &str, &[u8]>],
+) -> Result<Arc<Database>, CounterError> {
+    let create = || -> Result<Database, redb::Error> {
+        let db = Database::create(path)?;
+        let txn = db.begin_write()?;
+        for table in indexed {
+            txn.open_table(*table)?;
+        }
+        for table in named {
+            txn.open_table(*table)?;
+        }
+        txn.commit()?;
+        Ok(db)
+    };
+    create()
+        .map(Arc::new)
+        .map_err(|err| CounterError::Storage(format!("{}: {err}", path.display())))
 }
 
 /// Encodes a row.
@@ -91,6 +117,16 @@ fn read_error(err: impl Into<AnyError>) -> StorageError<u64> {
 /// A storage error while writing.
 fn write_error(err: impl Into<AnyError>) -> StorageError<u64> {
     StorageIOError::write(err).into()
+}
+
+/// Runs blocking redb work (an fsync, or a wait for the single writer) on
+/// tokio's blocking threads, so the runtime's own threads keep serving.
+async fn off_runtime<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, StorageError<u64>> + Send + 'static,
+) -> Result<T, StorageError<u64>> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|err| write_error(any(err)))?
 }
 
 /// Reads one row of a `&str → bytes` table.

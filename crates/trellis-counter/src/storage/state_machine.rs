@@ -15,7 +15,7 @@ use super::tables::{
     CLOCK, COUNTERS, KEYS, LAST_APPLIED, MAX_ROW_BYTES, MAX_SNAPSHOT_BYTES, MEMBERSHIP, SNAPSHOT,
     SNAPSHOT_DATA, SNAPSHOT_META, STATE_META,
 };
-use super::{any, decode, encode, read_error, read_row, write_error};
+use super::{any, decode, encode, off_runtime, read_error, read_row, write_error};
 use crate::command::Applied;
 use crate::state::{Changes, CounterState, DedupeRetention, StateImage};
 use crate::types::{CounterLogId, CounterMembership, CounterRaft, CounterSnapshotMeta, LogEntry};
@@ -116,11 +116,12 @@ impl StateMachineStore {
         Ok(txn)
     }
 
-    /// Applies `entries` in memory, then persists what changed.
-    fn apply_now(
+    /// Applies `entries` to the in-memory state and returns the replies
+    /// and the rows to persist.
+    fn apply_in_memory(
         &mut self,
         entries: impl IntoIterator<Item = LogEntry>,
-    ) -> Result<Vec<Applied>, StorageError<u64>> {
+    ) -> (Vec<Applied>, StateWrite) {
         let mut changes = Changes::default();
         let mut replies = Vec::new();
         let mut state = self.shared.write();
@@ -138,38 +139,25 @@ impl StateMachineStore {
             };
             replies.push(reply);
         }
-        let txn = self.durable_write()?;
-        {
-            let mut counters = txn.open_table(COUNTERS).map_err(|e| write_error(any(e)))?;
-            for name in &changes.counters {
-                if let Some(counter) = state.counter(name) {
-                    counters
-                        .insert(name.as_str(), encode(&counter).as_slice())
-                        .map_err(|e| write_error(any(e)))?;
-                }
-            }
-            let mut keys = txn.open_table(KEYS).map_err(|e| write_error(any(e)))?;
-            for key in &changes.keys_forgotten {
-                keys.remove(key.as_str()).map_err(|e| write_error(any(e)))?;
-            }
-            for key in &changes.keys_recorded {
-                if let Some(record) = state.record(key) {
-                    keys.insert(key.as_str(), encode(record).as_slice())
-                        .map_err(|e| write_error(any(e)))?;
-                }
-            }
-            let mut meta = txn
-                .open_table(STATE_META)
-                .map_err(|e| write_error(any(e)))?;
-            meta.insert(LAST_APPLIED, encode(&self.last_applied).as_slice())
-                .map_err(|e| write_error(any(e)))?;
-            meta.insert(MEMBERSHIP, encode(&self.membership).as_slice())
-                .map_err(|e| write_error(any(e)))?;
-            meta.insert(CLOCK, encode(&state.clock_ms()).as_slice())
-                .map_err(|e| write_error(any(e)))?;
-        }
-        txn.commit().map_err(|e| write_error(any(e)))?;
-        Ok(replies)
+        let write = StateWrite {
+            counters: changes
+                .counters
+                .iter()
+                .filter_map(|name| Some((name.clone(), encode(&state.counter(name)?))))
+                .collect(),
+            keys_forgotten: changes.keys_forgotten,
+            keys_recorded: changes
+                .keys_recorded
+                .iter()
+                .filter_map(|key| Some((key.clone(), encode(state.record(key)?))))
+                .collect(),
+            meta: [
+                (LAST_APPLIED, encode(&self.last_applied)),
+                (MEMBERSHIP, encode(&self.membership)),
+                (CLOCK, encode(&state.clock_ms())),
+            ],
+        };
+        (replies, write)
     }
 
     /// Replaces the whole state with a snapshot's, durably.
@@ -228,6 +216,46 @@ impl StateMachineStore {
         self.last_applied = meta.last_log_id;
         self.membership = meta.last_membership.clone();
         Ok(())
+    }
+}
+
+/// The rows one `apply` changed, written in one fsynced transaction.
+struct StateWrite {
+    counters: Vec<(String, Vec<u8>)>,
+    keys_forgotten: Vec<String>,
+    keys_recorded: Vec<(String, Vec<u8>)>,
+    meta: [(&'static str, Vec<u8>); 3],
+}
+
+impl StateWrite {
+    fn commit(self, db: &Database) -> Result<(), StorageError<u64>> {
+        let mut txn = db.begin_write().map_err(|e| write_error(any(e)))?;
+        txn.set_durability(Durability::Immediate)
+            .map_err(|e| write_error(any(e)))?;
+        {
+            let mut counters = txn.open_table(COUNTERS).map_err(|e| write_error(any(e)))?;
+            for (name, bytes) in &self.counters {
+                counters
+                    .insert(name.as_str(), bytes.as_slice())
+                    .map_err(|e| write_error(any(e)))?;
+            }
+            let mut keys = txn.open_table(KEYS).map_err(|e| write_error(any(e)))?;
+            for key in &self.keys_forgotten {
+                keys.remove(key.as_str()).map_err(|e| write_error(any(e)))?;
+            }
+            for (key, bytes) in &self.keys_recorded {
+                keys.insert(key.as_str(), bytes.as_slice())
+                    .map_err(|e| write_error(any(e)))?;
+            }
+            let mut meta = txn
+                .open_table(STATE_META)
+                .map_err(|e| write_error(any(e)))?;
+            for (row, bytes) in &self.meta {
+                meta.insert(*row, bytes.as_slice())
+                    .map_err(|e| write_error(any(e)))?;
+            }
+        }
+        txn.commit().map_err(|e| write_error(any(e)))
     }
 }
 
@@ -315,7 +343,10 @@ impl RaftStateMachine<CounterRaft> for StateMachineStore {
         I: IntoIterator<Item = LogEntry> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
-        self.apply_now(entries)
+        let (replies, write) = self.apply_in_memory(entries);
+        let db = self.db.clone();
+        off_runtime(move || write.commit(&db)).await?;
+        Ok(replies)
     }
 
     async fn get_snapshot_builder(&mut self) -> SnapshotBuilder {
