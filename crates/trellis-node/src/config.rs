@@ -35,6 +35,9 @@ pub struct NodeConfig {
     /// Strongly consistent counters.
     #[serde(default)]
     pub counter: CounterSection,
+    /// The consistency window: how old data from another site may be.
+    #[serde(default)]
+    pub consistency: ConsistencySection,
     /// Logging.
     #[serde(default)]
     pub log: LogConfig,
@@ -243,6 +246,46 @@ impl CounterSection {
     }
 }
 
+/// `[consistency]`: the stated consistency window.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ConsistencySection {
+    /// How old data from any other site may be here: the node reports
+    /// itself unhealthy (503 on /health, and in the metrics) when a peer
+    /// has not completed a reconciliation with it for longer. Default
+    /// `5m`.
+    #[serde(with = "duration_text")]
+    pub window: Duration,
+    /// Tighter (or looser) windows for named collections, e.g.
+    /// `leads = "1m"`. Reconciliation covers every collection at once, so
+    /// the tightest window in force is the one checked.
+    #[serde(with = "duration_map")]
+    pub collections: BTreeMap<String, Duration>,
+}
+
+impl Default for ConsistencySection {
+    fn default() -> Self {
+        ConsistencySection {
+            window: Duration::from_secs(300),
+            collections: BTreeMap::new(),
+        }
+    }
+}
+
+impl ConsistencySection {
+    /// The tightest window in force, and the collection that sets it
+    /// (`None` for the global one).
+    pub fn tightest(&self) -> (Duration, Option<&str>) {
+        self.collections
+            .iter()
+            .filter(|(_, window)| **window < self.window)
+            .min_by_key(|(_, window)| **window)
+            .map_or((self.window, None), |(name, window)| {
+                (*window, Some(name.as_str()))
+            })
+    }
+}
+
 /// Log output format.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -315,6 +358,7 @@ impl NodeConfig {
             peer: PeerConfig::default(),
             store: StoreSection::default(),
             counter: CounterSection::default(),
+            consistency: ConsistencySection::default(),
             log: LogConfig::default(),
         }
     }
@@ -432,6 +476,18 @@ impl NodeConfig {
         if self.store.change_retention == 0 {
             return bad("store.change_retention", "must be at least 1".into());
         }
+        if self.consistency.window < Duration::from_secs(1)
+            || self
+                .consistency
+                .collections
+                .values()
+                .any(|w| *w < Duration::from_secs(1))
+        {
+            return bad(
+                "consistency.window",
+                "consistency windows must be at least 1s (and a few reconciliation intervals, to be useful)".into(),
+            );
+        }
         if self.counter.request_timeout < Duration::from_millis(100) {
             return bad("counter.request_timeout", "must be at least 100ms".into());
         }
@@ -496,6 +552,32 @@ fn set_key(table: &mut toml::Table, key: &str, text: &str) {
         node = inner;
     }
     node.insert(last.to_owned(), value);
+}
+
+/// A table of durations written as text, e.g. `leads = "1m"`.
+mod duration_map {
+    use std::collections::BTreeMap;
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    #[derive(Serialize, Deserialize)]
+    struct Text(#[serde(with = "super::duration_text")] Duration);
+
+    pub fn serialize<S: Serializer>(
+        value: &BTreeMap<String, Duration>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        let texts: BTreeMap<&String, Text> = value.iter().map(|(k, v)| (k, Text(*v))).collect();
+        texts.serialize(serializer)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<BTreeMap<String, Duration>, D::Error> {
+        let texts = BTreeMap::<String, Text>::deserialize(deserializer)?;
+        Ok(texts.into_iter().map(|(k, Text(v))| (k, v)).collect())
+    }
 }
 
 /// Durations written as text: `"250ms"`, `"1s"`, `"5m"`.
@@ -563,6 +645,37 @@ mod tests {
             Some("10.0.0.9:7400".parse().unwrap())
         );
         assert_eq!(config.peer.reconcile_interval, Duration::from_millis(250));
+    }
+
+    #[test]
+    fn collection_windows_parse_and_the_tightest_is_checked() {
+        let config = load(
+            "data_dir = \"d\"\n[consistency]\nwindow = \"5m\"\n[consistency.collections]\nleads = \"1m\"\nreports = \"1h\"\n",
+            &[],
+            &[],
+        )
+        .unwrap();
+        assert_eq!(
+            config.consistency.collections["leads"],
+            Duration::from_secs(60)
+        );
+        assert_eq!(
+            config.consistency.tightest(),
+            (Duration::from_secs(60), Some("leads"))
+        );
+        assert_eq!(
+            NodeConfig::new("d").consistency.tightest(),
+            (Duration::from_secs(300), None)
+        );
+        let err = load(
+            "data_dir = \"d\"\n[consistency.collections]\nleads = \"soon\"\n",
+            &[],
+            &[],
+        );
+        assert!(err
+            .unwrap_err()
+            .to_string()
+            .contains("consistency.collections"));
     }
 
     #[test]

@@ -32,12 +32,16 @@
 //! - [`setup`]: the cluster CA and node certificates.
 //! - `node.rs`: [`Node`], start and graceful shutdown.
 //! - [`api`]: the HTTP API.
+//! - [`causal`]: causal tokens, for read-your-writes across sites;
+//!   [`write`]: writes that wait for a number of sites; [`window`]:
+//!   whether the consistency window is met.
 //! - [`client`]: a small HTTP client for the CLI's subcommands.
 //! - [`quickstart`]: three sites on loopback, a walkthrough.
 
 #![forbid(unsafe_code)]
 
 pub mod api;
+pub mod causal;
 pub mod client;
 mod clock;
 mod config;
@@ -45,10 +49,12 @@ mod data_dir;
 mod node;
 pub mod quickstart;
 pub mod setup;
+pub mod window;
+pub mod write;
 
 pub use config::{
-    ApiConfig, ConfigError, DurabilityMode, LogConfig, LogFormat, NodeConfig, PeerConfig,
-    StoreSection,
+    ApiConfig, ConfigError, ConsistencySection, CounterSection, DurabilityMode, LogConfig,
+    LogFormat, NodeConfig, PeerConfig, StoreSection,
 };
 pub use data_dir::{check_site_name, DataDir, Identity};
 pub use node::Node;

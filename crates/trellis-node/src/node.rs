@@ -10,9 +10,11 @@ use tokio::task::JoinHandle;
 use trellis_counter::{CounterConfig, Counters};
 use trellis_gossip::driver::{self, DriverConfig, GossipHandle};
 use trellis_net::{Endpoint, NetConfig, ALPN_COUNTER, ALPN_GOSSIP};
-use trellis_store::RedbStore;
+use trellis_store::{Mutation, RedbStore, StoreError};
 
 use crate::api::{router, AppState};
+use crate::causal::CausalToken;
+use crate::write::{self, WaitLevel, WriteError, WriteOutcome};
 use crate::{DataDir, NodeConfig, NodeError};
 
 /// How long shutdown waits for peers to hear the endpoint close.
@@ -92,6 +94,8 @@ impl Node {
             api: Arc::new(config.api.clone()),
             started: Instant::now(),
             counters: counters.clone(),
+            consistency: config.consistency.clone(),
+            started_ms: crate::clock::now_ms(),
         };
         let (stop_api, stopped) = oneshot::channel();
         let app = router(state);
@@ -148,6 +152,29 @@ impl Node {
     /// Replication, for embedders: write through it to have writes pushed.
     pub fn gossip(&self) -> &GossipHandle<RedbStore> {
         &self.gossip
+    }
+
+    /// Writes `mutation` to `collection/key` durably here, then waits up
+    /// to `timeout` until `level` is met (see [`write::write`]).
+    pub async fn write(
+        &self,
+        collection: &str,
+        key: &str,
+        mutation: Mutation,
+        level: WaitLevel,
+        timeout: Duration,
+    ) -> Result<WriteOutcome, WriteError> {
+        write::write(&self.gossip, collection, key, mutation, level, timeout).await
+    }
+
+    /// Waits up to `timeout` until this site has the write `token` names;
+    /// returns whether it does.
+    pub async fn wait_for(
+        &self,
+        token: &CausalToken,
+        timeout: Duration,
+    ) -> Result<bool, StoreError> {
+        token.wait_until_held(&**self.gossip.store(), timeout).await
     }
 
     /// The counter service, if `counter.voters` is set.

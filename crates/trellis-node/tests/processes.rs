@@ -772,9 +772,16 @@ fn client_subcommands_work_against_a_running_node_as_tables_and_json() {
         ],
         &[],
     );
+    let mut written: Value = serde_json::from_str(&out).unwrap();
+    let causal_token = written["token"].take();
+    assert!(
+        causal_token.as_str().is_some_and(|t| t.starts_with("t1.")),
+        "{out}"
+    );
+    assert_eq!(written["sites"].take(), json!(1), "{out}");
     assert_eq!(
-        serde_json::from_str::<Value>(&out).unwrap(),
-        json!({"key": "lead-2", "value": {"name": "Grace"}}),
+        written,
+        json!({"key": "lead-2", "value": {"name": "Grace"}, "token": null, "sites": null}),
         "{out}"
     );
 

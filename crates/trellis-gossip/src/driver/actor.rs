@@ -327,10 +327,13 @@ impl<S: Store> Driver<S> {
             }
         };
         let len = frame.len();
-        let queued = self
-            .links
-            .get(&to)
-            .is_some_and(|link| link.send(frame, self.config.peer_queue_bytes));
+        // A peer that dialed in before this node dialed it (or whose link
+        // just failed) gets a link now, and the frame waits in its queue.
+        let queued = self.ensure_link(to)
+            && self
+                .links
+                .get(&to)
+                .is_some_and(|link| link.send(frame, self.config.peer_queue_bytes));
         if queued {
             self.gossip.note_sent(to, len);
         } else {
@@ -365,32 +368,55 @@ impl<S: Store> Driver<S> {
             .map(|member| (member.id, member))
             .collect();
         self.probe_seeds();
-        let mut targets: BTreeMap<ReplicaId, SocketAddr> = self.hints.clone();
-        targets.extend(self.members.values().map(|member| (member.id, member.addr)));
-        for (peer, addr) in targets {
-            if let Some(link) = self.links.get(&peer) {
-                if link.addr == addr {
-                    continue;
-                }
-                // The node moved: drop the old link and dial the new address.
-                self.links.remove(&peer);
-            }
-            if let PeerStatus::Down { retry_in, .. } = self.pool.status(peer) {
-                if !retry_in.is_zero() {
-                    continue;
-                }
-            }
-            self.next_generation += 1;
-            let (link, task) = link::open(
-                Arc::clone(&self.pool),
-                peer,
-                addr,
-                self.next_generation,
-                self.inputs.clone(),
-            );
-            self.links.insert(peer, link);
-            self.tasks.spawn(task);
+        let peers: BTreeSet<ReplicaId> = self
+            .hints
+            .keys()
+            .chain(self.members.keys())
+            .copied()
+            .collect();
+        for peer in peers {
+            self.ensure_link(peer);
         }
+    }
+
+    /// Where `peer` is reached: its membership entry, else where it was
+    /// last seen.
+    fn address_of(&self, peer: ReplicaId) -> Option<SocketAddr> {
+        self.members
+            .get(&peer)
+            .map(|member| member.addr)
+            .or_else(|| self.hints.get(&peer).copied())
+    }
+
+    /// Opens a link to `peer` unless one to its current address exists or
+    /// the peer is backing off. Returns whether a link now exists.
+    fn ensure_link(&mut self, peer: ReplicaId) -> bool {
+        let Some(addr) = self.address_of(peer) else {
+            return false;
+        };
+        if let Some(link) = self.links.get(&peer) {
+            if link.addr == addr {
+                return true;
+            }
+            // The node moved: drop the old link and dial the new address.
+            self.links.remove(&peer);
+        }
+        if let PeerStatus::Down { retry_in, .. } = self.pool.status(peer) {
+            if !retry_in.is_zero() {
+                return false;
+            }
+        }
+        self.next_generation += 1;
+        let (link, task) = link::open(
+            Arc::clone(&self.pool),
+            peer,
+            addr,
+            self.next_generation,
+            self.inputs.clone(),
+        );
+        self.links.insert(peer, link);
+        self.tasks.spawn(task);
+        true
     }
 
     /// Finds out which node answers at each seed address not yet known.

@@ -20,6 +20,7 @@ use trellis_store::{Store, StoreStats};
 
 use super::{ApiError, AppState};
 use crate::clock::now_ms;
+use crate::window::{assess, Freshness};
 
 /// The figures of one scrape.
 #[derive(Debug)]
@@ -29,6 +30,10 @@ struct Snapshot {
     last_seq: u64,
     records: Vec<(String, u64)>,
     gossip: GossipStatus,
+    /// Each peer's freshness, in the order of `gossip.peers`.
+    freshness: Vec<Freshness>,
+    /// The consistency window in force.
+    window_seconds: f64,
     now_ms: u64,
 }
 
@@ -239,6 +244,44 @@ impl Collector for Snapshot {
             &samples,
         )?;
 
+        let staleness: Vec<ConstGauge<f64>> = self
+            .freshness
+            .iter()
+            .map(|fresh| ConstGauge::new(fresh.staleness_ms as f64 / 1000.0))
+            .collect();
+        let breached: Vec<ConstGauge<i64>> = self
+            .freshness
+            .iter()
+            .map(|fresh| ConstGauge::new(i64::from(!fresh.within())))
+            .collect();
+        for (name, help, gauges) in [
+            (
+                "trellis_peer_staleness_seconds",
+                "Data from the peer is at most this old here (since the last completed reconciliation, or since start)",
+                staleness.iter().map(|g| g as &dyn EncodeMetric).collect::<Vec<_>>(),
+            ),
+            (
+                "trellis_consistency_window_breached",
+                "1 if data from the peer is older here than the consistency window",
+                breached.iter().map(|g| g as &dyn EncodeMetric).collect(),
+            ),
+        ] {
+            let samples: Vec<(Labels, &dyn EncodeMetric)> = peers
+                .iter()
+                .zip(gauges)
+                .map(|((labels, _), gauge)| (labels.clone(), gauge))
+                .collect();
+            family(&mut encoder, name, help, MetricType::Gauge, &samples)?;
+        }
+        let window = ConstGauge::new(self.window_seconds);
+        family(
+            &mut encoder,
+            "trellis_consistency_window_seconds",
+            "The consistency window in force (the tightest configured)",
+            MetricType::Gauge,
+            &[(node.clone(), &window)],
+        )?;
+
         let mut metric = encoder.encode_descriptor(
             "trellis_propagation_delay_seconds",
             "Delay from a change's origin time to its durable merge here, by the peer it came from",
@@ -279,6 +322,7 @@ impl Collector for Snapshot {
 pub async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError> {
     let store = state.store();
     let gossip = state.gossip.status().await.unwrap_or_default();
+    let now = now_ms();
     let snapshot = Snapshot {
         site: state.site.clone(),
         store: store.stats(),
@@ -288,8 +332,10 @@ pub async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError
             .into_iter()
             .map(|info| (info.name, info.live))
             .collect(),
+        freshness: assess(&gossip, &state.consistency, now, state.started_ms),
+        window_seconds: state.consistency.tightest().0.as_secs_f64(),
         gossip,
-        now_ms: now_ms(),
+        now_ms: now,
     };
     let mut registry = Registry::default();
     registry.register_collector(Box::new(snapshot));

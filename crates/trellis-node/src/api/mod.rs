@@ -10,6 +10,7 @@
 //! - `metrics.rs`: `/metrics` in the Prometheus text format.
 //! - `openapi.rs`: `/v1/openapi.json`.
 //! - `input.rs`: body, JSON and query extraction with limits.
+//! - `wait.rs`: write wait levels and `?after=` causal reads.
 //! - `auth.rs`: bearer tokens.
 
 mod auth;
@@ -22,6 +23,7 @@ mod openapi;
 mod patch;
 mod records;
 mod status;
+mod wait;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -52,6 +54,23 @@ pub struct AppState {
     pub limits: trellis_store::Limits,
     /// The counter service, if the cluster has a counter group.
     pub counters: Option<trellis_counter::Counters>,
+    /// The stated consistency window.
+    pub consistency: crate::ConsistencySection,
+    /// When the node started, in wall-clock milliseconds.
+    pub started_ms: u64,
+}
+
+impl AppState {
+    /// How fresh each peer's data is here, against the window.
+    pub async fn freshness(&self) -> Option<Vec<crate::window::Freshness>> {
+        let status = self.gossip.status().await?;
+        Some(crate::window::assess(
+            &status,
+            &self.consistency,
+            crate::clock::now_ms(),
+            self.started_ms,
+        ))
+    }
 }
 
 impl AppState {

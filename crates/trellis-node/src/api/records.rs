@@ -3,6 +3,7 @@
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
+use axum::response::Response;
 use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
@@ -10,6 +11,7 @@ use trellis_crdt::Record;
 use trellis_store::{is_system_collection, Mutation, Scan, Store};
 
 use super::patch::{check_kinds, to_ops, PatchBody};
+use super::wait::{answer_write, wait_after, WriteQuery};
 use super::{input, ApiError, AppState};
 
 /// Checks a collection name and (if given) a key against the store's
@@ -41,9 +43,11 @@ fn record_json(key: &str, record: &Record) -> Value {
 pub async fn put_record(
     State(state): State<AppState>,
     path: Result<Path<(String, String)>, PathRejection>,
+    query: Result<Query<WriteQuery>, QueryRejection>,
     body: Result<Bytes, BytesRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let (collection, key) = input::path(path)?;
+    let query = input::query(query)?;
     check_target(&state, &collection, Some(&key))?;
     let value = input::json(body, &state)?;
     if !value.is_object() {
@@ -52,30 +56,32 @@ pub async fn put_record(
             "the body must be a JSON object of fields, e.g. {\"name\": \"Ada\"}",
         ));
     }
-    let applied = state
-        .gossip
-        .apply(&collection, &key, Mutation::Put(value))
-        .await?;
-    Ok(Json(record_json(&key, &applied.record)))
+    let mutation = Mutation::Put(value);
+    answer_write(&state, &collection, &key, mutation, query, |record| {
+        record_json(&key, record)
+    })
+    .await
 }
 
 /// `PATCH /v1/collections/{c}/records/{key}`: apply `{"ops": [...]}`.
 pub async fn patch_record(
     State(state): State<AppState>,
     path: Result<Path<(String, String)>, PathRejection>,
+    query: Result<Query<WriteQuery>, QueryRejection>,
     body: Result<Bytes, BytesRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let (collection, key) = input::path(path)?;
+    let query = input::query(query)?;
     check_target(&state, &collection, Some(&key))?;
     let patch: PatchBody = input::typed(body, &state)?;
     let ops = to_ops(patch.ops)?;
     let current = state.store().get(&collection, &key)?;
     check_kinds(current.as_ref(), &ops)?;
-    let applied = state
-        .gossip
-        .apply(&collection, &key, Mutation::Patch(ops))
-        .await?;
-    Ok(Json(record_json(&key, &applied.record)))
+    let mutation = Mutation::Patch(ops);
+    answer_write(&state, &collection, &key, mutation, query, |record| {
+        record_json(&key, record)
+    })
+    .await
 }
 
 /// Query of `GET …/records/{key}`.
@@ -85,6 +91,10 @@ pub struct GetQuery {
     /// Also return the concurrent siblings of each register.
     #[serde(default)]
     conflicts: bool,
+    /// A token a write returned: answer only once this site has it.
+    after: Option<String>,
+    /// How long to wait for `after`, e.g. `5s`; default 5 s.
+    timeout: Option<String>,
 }
 
 /// `GET /v1/collections/{c}/records/{key}`: the record, or 404.
@@ -96,6 +106,9 @@ pub async fn get_record(
     let (collection, key) = input::path(path)?;
     let query = input::query(query)?;
     check_target(&state, &collection, Some(&key))?;
+    if let Some(token) = &query.after {
+        wait_after(&state, token, query.timeout.as_deref()).await?;
+    }
     let record = state
         .store()
         .get(&collection, &key)?
@@ -136,8 +149,10 @@ fn conflicts(record: &Record) -> Value {
 pub async fn delete_record(
     State(state): State<AppState>,
     path: Result<Path<(String, String)>, PathRejection>,
-) -> Result<Json<Value>, ApiError> {
+    query: Result<Query<WriteQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
     let (collection, key) = input::path(path)?;
+    let query = input::query(query)?;
     check_target(&state, &collection, Some(&key))?;
     let existed = state
         .store()
@@ -148,11 +163,15 @@ pub async fn delete_record(
             "no record {key:?} in {collection:?}"
         )));
     }
-    state
-        .gossip
-        .apply(&collection, &key, Mutation::Delete)
-        .await?;
-    Ok(Json(json!({"key": key, "deleted": true})))
+    answer_write(
+        &state,
+        &collection,
+        &key,
+        Mutation::Delete,
+        query,
+        |_| json!({"key": key, "deleted": true}),
+    )
+    .await
 }
 
 /// Query of the listing.

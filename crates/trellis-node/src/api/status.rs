@@ -13,16 +13,19 @@ use trellis_store::Store;
 
 use super::{ApiError, AppState};
 use crate::clock::now_ms;
+use crate::window::{assess, Freshness};
 
 /// `GET /v1/status`.
 pub async fn status(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     let gossip = gossip_status(&state).await?;
     let store = state.store();
     let now = now_ms();
+    let freshness = assess(&gossip, &state.consistency, now, state.started_ms);
     let peers: Vec<Value> = gossip
         .peers
         .iter()
-        .map(|peer| peer_json(peer, now))
+        .zip(&freshness)
+        .map(|(peer, fresh)| peer_json(peer, fresh, now))
         .collect();
     let collections: Vec<Value> = store
         .collections()?
@@ -67,7 +70,7 @@ pub async fn status(State(state): State<AppState>) -> Result<Json<Value>, ApiErr
     })))
 }
 
-fn peer_json(peer: &PeerInfo, now: u64) -> Value {
+fn peer_json(peer: &PeerInfo, fresh: &Freshness, now: u64) -> Value {
     let stats = &peer.stats;
     let (state, detail) = match &peer.status {
         PeerStatus::Down {
@@ -98,6 +101,10 @@ fn peer_json(peer: &PeerInfo, now: u64) -> Value {
         "down": detail,
         "last_sync_age_ms": stats.last_reconciled_ms.map(|at| now.saturating_sub(at)),
         "lag_ms": {"p50": percentile(0.5), "p99": percentile(0.99), "samples": delays.len()},
+        "staleness_ms": fresh.staleness_ms,
+        "window_ms": fresh.window_ms,
+        "within_window": fresh.within(),
+        "freshness": fresh.sentence(),
         "bytes_in": stats.bytes_in,
         "bytes_out": stats.bytes_out,
         "records_repaired": stats.records_repaired,
@@ -119,11 +126,19 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// `GET /health`: 200 `{"status": "ok"}`, or 503 with `reasons`.
+/// `GET /health`: 200 `{"status": "ok"}`, or 503 with `reasons`: the
+/// store cannot be read, replication has stopped, or a peer's data here
+/// is older than the consistency window.
 pub async fn health(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
     let mut reasons = Vec::new();
-    if state.gossip.status().await.is_none() {
-        reasons.push("replication has stopped".to_owned());
+    match state.freshness().await {
+        None => reasons.push("replication has stopped".to_owned()),
+        Some(peers) => reasons.extend(
+            peers
+                .iter()
+                .filter(|fresh| !fresh.within())
+                .map(Freshness::sentence),
+        ),
     }
     if let Err(err) = state.store().collections() {
         reasons.push(format!("the store cannot be read: {err}"));

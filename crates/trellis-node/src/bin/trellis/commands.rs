@@ -50,6 +50,55 @@ impl Target {
     }
 }
 
+/// How many sites a write waits for.
+#[derive(Args, Debug)]
+pub struct WaitArgs {
+    /// Wait until this many sites hold the write: local (default),
+    /// majority, all, or a number.
+    #[arg(long)]
+    wait: Option<String>,
+    /// How long to wait for --wait, e.g. 5s; the write stays made either way.
+    #[arg(long)]
+    timeout: Option<String>,
+}
+
+impl WaitArgs {
+    /// The query string for the write's URL ("" or "?wait=…&timeout=…").
+    fn query(&self) -> String {
+        let mut params = Vec::new();
+        if let Some(wait) = &self.wait {
+            params.push(format!("wait={}", encode(wait)));
+        }
+        if let Some(timeout) = &self.timeout {
+            params.push(format!("timeout={}", encode(timeout)));
+        }
+        if params.is_empty() {
+            String::new()
+        } else {
+            format!("?{}", params.join("&"))
+        }
+    }
+}
+
+/// After a write's table: its token, and how many sites hold it.
+fn print_write(answer: &Value, json: bool) {
+    if json {
+        return;
+    }
+    if let Some(token) = answer["token"].as_str() {
+        println!("token: {token}");
+    }
+    if let Some(sites) = answer["sites"].as_u64() {
+        match answer["required"].as_u64() {
+            Some(required) => println!(
+                "held by {sites} of the {required} sites asked for before the timeout; {}",
+                text(&answer["message"])
+            ),
+            None => println!("held by {sites} site(s)"),
+        }
+    }
+}
+
 /// `trellis ls`.
 #[derive(Args, Debug)]
 pub struct ListArgs {
@@ -149,44 +198,58 @@ fn print_record(value: &Value, json: bool) {
     table(&["field", "value"], &rows);
 }
 
-pub fn put(target: &Target, value: &str) -> anyhow::Result<()> {
+pub fn put(target: &Target, value: &str, wait: &WaitArgs) -> anyhow::Result<()> {
     let body = parse_json(value, "the record")?;
-    let answer = target
-        .api
-        .client()
-        .json("PUT", &target.path(), Some(&body))?;
+    let path = format!("{}{}", target.path(), wait.query());
+    let answer = target.api.client().json("PUT", &path, Some(&body))?;
     print_record(&answer, target.api.json);
+    print_write(&answer, target.api.json);
     Ok(())
 }
 
-pub fn get(target: &Target, conflicts: bool) -> anyhow::Result<()> {
-    let path = if conflicts {
-        format!("{}?conflicts=true", target.path())
-    } else {
-        target.path()
-    };
+pub fn get(
+    target: &Target,
+    conflicts: bool,
+    after: Option<&str>,
+    timeout: Option<&str>,
+) -> anyhow::Result<()> {
+    let mut params = Vec::new();
+    if conflicts {
+        params.push("conflicts=true".to_owned());
+    }
+    if let Some(token) = after {
+        params.push(format!("after={}", encode(token)));
+    }
+    if let Some(timeout) = timeout {
+        params.push(format!("timeout={}", encode(timeout)));
+    }
+    let mut path = target.path();
+    if !params.is_empty() {
+        path = format!("{path}?{}", params.join("&"));
+    }
     let answer = target.api.client().json("GET", &path, None)?;
     print_record(&answer, target.api.json);
     Ok(())
 }
 
-pub fn patch(target: &Target, ops: &str) -> anyhow::Result<()> {
+pub fn patch(target: &Target, ops: &str, wait: &WaitArgs) -> anyhow::Result<()> {
     let ops = parse_json(ops, "the operations")?;
     let body = serde_json::json!({"ops": ops});
-    let answer = target
-        .api
-        .client()
-        .json("PATCH", &target.path(), Some(&body))?;
+    let path = format!("{}{}", target.path(), wait.query());
+    let answer = target.api.client().json("PATCH", &path, Some(&body))?;
     print_record(&answer, target.api.json);
+    print_write(&answer, target.api.json);
     Ok(())
 }
 
-pub fn delete(target: &Target) -> anyhow::Result<()> {
-    let answer = target.api.client().json("DELETE", &target.path(), None)?;
+pub fn delete(target: &Target, wait: &WaitArgs) -> anyhow::Result<()> {
+    let path = format!("{}{}", target.path(), wait.query());
+    let answer = target.api.client().json("DELETE", &path, None)?;
     if target.api.json {
         print_json(&answer);
     } else {
         println!("deleted {}/{}", target.collection, target.key);
+        print_write(&answer, false);
     }
     Ok(())
 }
@@ -331,6 +394,14 @@ pub fn status(api: &ApiArgs) -> anyhow::Result<()> {
                         p["last_sync_age_ms"].as_u64().map_or("never".into(), |ms| {
                             format!("{:.1} s ago", ms as f64 / 1000.0)
                         }),
+                        p["staleness_ms"].as_u64().map_or("-".into(), |ms| {
+                            let within = if p["within_window"] == true {
+                                ""
+                            } else {
+                                " (beyond window)"
+                            };
+                            format!("≤ {:.1} s{within}", ms as f64 / 1000.0)
+                        }),
                         text(&p["lag_ms"]["p99"]),
                         text(&p["bytes_in"]),
                         text(&p["bytes_out"]),
@@ -345,12 +416,18 @@ pub fn status(api: &ApiArgs) -> anyhow::Result<()> {
             "state",
             "address",
             "last sync",
+            "data age",
             "lag p99 (ms)",
             "bytes in",
             "bytes out",
         ],
         &peers,
     );
+    for peer in answer["peers"].as_array().into_iter().flatten() {
+        if let Some(sentence) = peer["freshness"].as_str() {
+            println!("  {sentence}");
+        }
+    }
     println!();
     let collections: Vec<Vec<String>> = answer["collections"]
         .as_array()

@@ -49,6 +49,8 @@ enum Command {
         target: commands::Target,
         /// The record, a JSON object, e.g. '{"name": "Ada"}'.
         value: String,
+        #[command(flatten)]
+        wait: commands::WaitArgs,
     },
     /// Read a record.
     Get {
@@ -57,6 +59,12 @@ enum Command {
         /// Also show concurrent values of each field.
         #[arg(long)]
         conflicts: bool,
+        /// Answer only once this site has the write that returned TOKEN.
+        #[arg(long, value_name = "TOKEN")]
+        after: Option<String>,
+        /// How long to wait for --after, e.g. 5s.
+        #[arg(long)]
+        timeout: Option<String>,
     },
     /// Apply field operations, a JSON array, e.g. '[{"op":"incr","field":"visits"}]'.
     Patch {
@@ -64,11 +72,15 @@ enum Command {
         target: commands::Target,
         /// The operations.
         ops: String,
+        #[command(flatten)]
+        wait: commands::WaitArgs,
     },
     /// Delete a record.
     Delete {
         #[command(flatten)]
         target: commands::Target,
+        #[command(flatten)]
+        wait: commands::WaitArgs,
     },
     /// List collections, or the records of one.
     Ls(commands::ListArgs),
@@ -155,10 +167,19 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Run(args) => run(args),
         Command::Quickstart { exit_after_demo } => quickstart(exit_after_demo),
-        Command::Put { target, value } => commands::put(&target, &value),
-        Command::Get { target, conflicts } => commands::get(&target, conflicts),
-        Command::Patch { target, ops } => commands::patch(&target, &ops),
-        Command::Delete { target } => commands::delete(&target),
+        Command::Put {
+            target,
+            value,
+            wait,
+        } => commands::put(&target, &value, &wait),
+        Command::Get {
+            target,
+            conflicts,
+            after,
+            timeout,
+        } => commands::get(&target, conflicts, after.as_deref(), timeout.as_deref()),
+        Command::Patch { target, ops, wait } => commands::patch(&target, &ops, &wait),
+        Command::Delete { target, wait } => commands::delete(&target, &wait),
         Command::Ls(args) => commands::ls(&args),
         Command::Changes(args) => commands::changes(&args),
         Command::Status { api } => commands::status(&api),
