@@ -1,125 +1,103 @@
 //! [`LogStore`]: the Raft log and vote in redb.
 
+use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::ops::{Bound, RangeBounds};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use openraft::storage::{LogFlushed, RaftLogStorage};
-use openraft::{LogState, OptionalSend, RaftLogId, RaftLogReader, StorageError};
-use redb::{Database, Durability, ReadableDatabase, ReadableTable};
+use openraft::{LogState, OptionalSend, RaftLogReader, StorageError};
+use redb::{Database, ReadableDatabase, ReadableTable};
+use tokio::sync::oneshot;
 
-use super::flusher::Flusher;
+use super::flusher::{lock, Flusher, LogWrite, Unflushed};
 use super::tables::{LAST_PURGED, LOG, MAX_ROW_BYTES, RAFT_META, VOTE};
-use super::{any, decode, encode, off_runtime, read_error, read_row, write_error};
+use super::{any, decode, encode, read_error, read_row, write_error};
 use crate::types::{CounterLogId, CounterRaft, CounterVote, LogEntry};
 
-/// The Raft log and the vote, in the counter store's redb file.
+/// The Raft log and the vote, in the log's redb file.
 ///
 /// Cheap to clone: clones share the database and serve as openraft's log
-/// readers. Votes, truncations and purges commit with fsync before they
-/// return; appends are reported to openraft once a group fsync covers
-/// them.
+/// readers. Every write goes, in order, through one writer thread
+/// (`flusher.rs`). Appended entries are readable at once from memory and
+/// reported to openraft once a group fsync has put them on disk; votes,
+/// truncations and purges return once fsynced.
 #[derive(Debug, Clone)]
 pub struct LogStore {
     db: Arc<Database>,
-    flusher: Arc<Flusher>,
+    writer: Arc<Flusher>,
+    unflushed: Unflushed,
+    last_purged: Arc<Mutex<Option<CounterLogId>>>,
 }
 
 impl LogStore {
-    pub(crate) fn new(db: Arc<Database>) -> std::io::Result<LogStore> {
-        let flusher = Arc::new(Flusher::start(db.clone())?);
-        Ok(LogStore { db, flusher })
+    pub(crate) fn new(db: Arc<Database>) -> Result<LogStore, StorageError<u64>> {
+        let last_purged: Option<CounterLogId> = read_row(&db, RAFT_META, LAST_PURGED)?;
+        let unflushed = Unflushed::default();
+        let writer = Flusher::start(db.clone(), unflushed.clone())
+            .map_err(|err| write_error(any(format!("could not start the log writer: {err}"))))?;
+        Ok(LogStore {
+            db,
+            writer: Arc::new(writer),
+            unflushed,
+            last_purged: Arc::new(Mutex::new(last_purged)),
+        })
     }
 
-    /// Every entry whose index is in `range`, in order.
+    /// Every entry whose index is in `range`, in order: those still in
+    /// memory win over those on disk.
     fn entries(&self, range: (Bound<u64>, Bound<u64>)) -> Result<Vec<LogEntry>, StorageError<u64>> {
+        // Memory first: an entry flushed meanwhile is then found on disk.
+        let in_memory: Vec<(u64, LogEntry)> = lock(&self.unflushed)
+            .iter()
+            .filter(|(index, _)| range.contains(*index))
+            .map(|(index, entry)| (*index, entry.clone()))
+            .collect();
+        let mut entries = BTreeMap::new();
         let txn = self.db.begin_read().map_err(|e| read_error(any(e)))?;
         let table = txn.open_table(LOG).map_err(|e| read_error(any(e)))?;
-        let mut entries = Vec::new();
         for row in table.range(range).map_err(|e| read_error(any(e)))? {
-            let (_, bytes) = row.map_err(|e| read_error(any(e)))?;
-            entries.push(decode(bytes.value(), MAX_ROW_BYTES, "log entry").map_err(read_error)?);
+            let (index, bytes) = row.map_err(|e| read_error(any(e)))?;
+            let entry: LogEntry =
+                decode(bytes.value(), MAX_ROW_BYTES, "log entry").map_err(read_error)?;
+            entries.insert(index.value(), entry);
         }
-        Ok(entries)
+        entries.extend(in_memory);
+        Ok(entries.into_values().collect())
     }
 
     fn last_entry_id(&self) -> Result<Option<CounterLogId>, StorageError<u64>> {
+        let in_memory = lock(&self.unflushed)
+            .last_key_value()
+            .map(|(_, entry)| entry.log_id);
         let txn = self.db.begin_read().map_err(|e| read_error(any(e)))?;
         let table = txn.open_table(LOG).map_err(|e| read_error(any(e)))?;
-        let last = table.last().map_err(|e| read_error(any(e)))?;
-        match last {
-            None => Ok(None),
+        let on_disk = match table.last().map_err(|e| read_error(any(e)))? {
+            None => None,
             Some((_, bytes)) => {
                 let entry: LogEntry =
                     decode(bytes.value(), MAX_ROW_BYTES, "log entry").map_err(read_error)?;
-                Ok(Some(*entry.get_log_id()))
+                Some(entry.log_id)
             }
+        };
+        Ok(in_memory.max(on_disk))
+    }
+
+    /// Queues a vote or removal and waits until it is fsynced.
+    async fn write_and_wait(
+        &self,
+        make: impl FnOnce(oneshot::Sender<Result<(), String>>) -> LogWrite,
+    ) -> Result<(), StorageError<u64>> {
+        let (done, written) = oneshot::channel();
+        if self.writer.submit(make(done)).is_err() {
+            return Err(write_error(any("the counter log writer has stopped")));
+        }
+        match written.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(err)) => Err(write_error(any(err))),
+            Err(_) => Err(write_error(any("the counter log writer has stopped"))),
         }
     }
-}
-
-/// Removes the entries with index in `range`, and records `purged` as the
-/// last purged log id if given, in one fsynced transaction.
-fn remove(
-    db: &Database,
-    range: (Bound<u64>, Bound<u64>),
-    purged: Option<CounterLogId>,
-) -> Result<(), StorageError<u64>> {
-    let txn = begin(db, Durability::Immediate)?;
-    {
-        let mut table = txn.open_table(LOG).map_err(|e| write_error(any(e)))?;
-        let doomed = table
-            .range(range)
-            .map_err(|e| write_error(any(e)))?
-            .map(|row| row.map(|(index, _)| index.value()))
-            .collect::<Result<Vec<u64>, _>>()
-            .map_err(|e| write_error(any(e)))?;
-        for index in doomed {
-            table.remove(index).map_err(|e| write_error(any(e)))?;
-        }
-        if let Some(purged) = purged {
-            let mut meta = txn.open_table(RAFT_META).map_err(|e| write_error(any(e)))?;
-            meta.insert(LAST_PURGED, encode(&purged).as_slice())
-                .map_err(|e| write_error(any(e)))?;
-        }
-    }
-    txn.commit().map_err(|e| write_error(any(e)))
-}
-
-/// Commits encoded entries without fsync: readable at once, durable after
-/// the next flush.
-fn append_rows(db: &Database, rows: Vec<(u64, Vec<u8>)>) -> Result<(), StorageError<u64>> {
-    let txn = begin(db, Durability::None)?;
-    {
-        let mut table = txn.open_table(LOG).map_err(|e| write_error(any(e)))?;
-        for (index, bytes) in rows {
-            table
-                .insert(index, bytes.as_slice())
-                .map_err(|e| write_error(any(e)))?;
-        }
-    }
-    txn.commit().map_err(|e| write_error(any(e)))
-}
-
-/// Writes the vote with fsync.
-fn write_vote(db: &Database, vote: Vec<u8>) -> Result<(), StorageError<u64>> {
-    let txn = begin(db, Durability::Immediate)?;
-    {
-        let mut meta = txn.open_table(RAFT_META).map_err(|e| write_error(any(e)))?;
-        meta.insert(VOTE, vote.as_slice())
-            .map_err(|e| write_error(any(e)))?;
-    }
-    txn.commit().map_err(|e| write_error(any(e)))
-}
-
-fn begin(
-    db: &Database,
-    durability: Durability,
-) -> Result<redb::WriteTransaction, StorageError<u64>> {
-    let mut txn = db.begin_write().map_err(|e| write_error(any(e)))?;
-    txn.set_durability(durability)
-        .map_err(|e| write_error(any(e)))?;
-    Ok(txn)
 }
 
 impl RaftLogReader<CounterRaft> for LogStore {
@@ -135,7 +113,10 @@ impl RaftLogStorage<CounterRaft> for LogStore {
     type LogReader = LogStore;
 
     async fn get_log_state(&mut self) -> Result<LogState<CounterRaft>, StorageError<u64>> {
-        let last_purged_log_id: Option<CounterLogId> = read_row(&self.db, RAFT_META, LAST_PURGED)?;
+        let last_purged_log_id = *self
+            .last_purged
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         let last_log_id = self.last_entry_id()?.or(last_purged_log_id);
         Ok(LogState {
             last_purged_log_id,
@@ -148,8 +129,9 @@ impl RaftLogStorage<CounterRaft> for LogStore {
     }
 
     async fn save_vote(&mut self, vote: &CounterVote) -> Result<(), StorageError<u64>> {
-        let (db, vote) = (self.db.clone(), encode(vote));
-        off_runtime(move || write_vote(&db, vote)).await
+        let bytes = encode(vote);
+        self.write_and_wait(|done| LogWrite::Vote { bytes, done })
+            .await
     }
 
     async fn read_vote(&mut self) -> Result<Option<CounterVote>, StorageError<u64>> {
@@ -165,32 +147,50 @@ impl RaftLogStorage<CounterRaft> for LogStore {
         I: IntoIterator<Item = LogEntry> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
-        let rows: Vec<(u64, Vec<u8>)> = entries
-            .into_iter()
-            .map(|entry| (entry.get_log_id().index, encode(&entry)))
-            .collect();
-        let db = self.db.clone();
-        match off_runtime(move || append_rows(&db, rows)).await {
-            Ok(()) => {
-                self.flusher.after_flush(callback);
-                Ok(())
+        let mut rows = Vec::new();
+        {
+            let mut unflushed = lock(&self.unflushed);
+            for entry in entries {
+                rows.push((entry.log_id, encode(&entry)));
+                unflushed.insert(entry.log_id.index, entry);
             }
-            Err(err) => {
-                callback.log_io_completed(Err(std::io::Error::other(err.to_string())));
-                Err(err)
+        }
+        match self.writer.submit(LogWrite::Append { rows, callback }) {
+            Ok(()) => Ok(()),
+            Err(unsent) => {
+                let message = "the counter log writer has stopped; restart the node";
+                if let LogWrite::Append { callback, .. } = unsent {
+                    callback.log_io_completed(Err(std::io::Error::other(message)));
+                }
+                Err(write_error(any(message)))
             }
         }
     }
 
     async fn truncate(&mut self, log_id: CounterLogId) -> Result<(), StorageError<u64>> {
-        let db = self.db.clone();
         let range = (Bound::Included(log_id.index), Bound::Unbounded);
-        off_runtime(move || remove(&db, range, None)).await
+        lock(&self.unflushed).retain(|index, _| !range.contains(index));
+        self.write_and_wait(|done| LogWrite::Remove {
+            range,
+            purged: None,
+            done,
+        })
+        .await
     }
 
     async fn purge(&mut self, log_id: CounterLogId) -> Result<(), StorageError<u64>> {
-        let db = self.db.clone();
         let range = (Bound::Unbounded, Bound::Included(log_id.index));
-        off_runtime(move || remove(&db, range, Some(log_id))).await
+        *self
+            .last_purged
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(log_id);
+        lock(&self.unflushed).retain(|index, _| !range.contains(index));
+        let purged = Some(encode(&log_id));
+        self.write_and_wait(|done| LogWrite::Remove {
+            range,
+            purged,
+            done,
+        })
+        .await
     }
 }

@@ -6,10 +6,9 @@
 //!
 //! Nothing is reported written to openraft before an fsynced commit
 //! (`Durability::Immediate`) covers it, so nothing is acknowledged that a
-//! crash could lose. Log appends commit without fsync and are made
-//! durable in groups by one background thread (`flusher.rs`); votes,
-//! truncations, purges, applies and snapshots commit with fsync directly.
-//! Blocking commits run on tokio's blocking threads. Every row is read
+//! crash could lose. The log is written by one thread (`flusher.rs`) that
+//! puts consecutive appends in one fsynced transaction (group commit);
+//! the state machine's commits run on tokio's blocking threads. Every row is read
 //! back through [`trellis_crdt::codec::decode_with_limit`]; bad bytes
 //! become a storage error, never a panic.
 
@@ -62,8 +61,9 @@ pub fn open_store(
             tables::SNAPSHOT,
         ],
     )?;
+    let log_path = dir.join(LOG_FILE);
     let log = LogStore::new(log_db)
-        .map_err(|err| CounterError::Storage(format!("could not start the log flusher: {err}")))?;
+        .map_err(|err| CounterError::Storage(format!("{}: {err}", log_path.display())))?;
     let state_machine = StateMachineStore::open(state_db, retention)
         .map_err(|err| CounterError::Storage(format!("{}: {err}", state_path.display())))?;
     Ok((log, state_machine))

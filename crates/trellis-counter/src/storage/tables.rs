@@ -6,7 +6,7 @@ use redb::TableDefinition;
 /// The Raft log: log index → encoded entry.
 pub(crate) const LOG: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("raft_log");
 
-/// Raft bookkeeping: [`VOTE`], [`LAST_PURGED`] and [`FLUSHED`].
+/// Raft bookkeeping: [`VOTE`] and [`LAST_PURGED`].
 pub(crate) const RAFT_META: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("raft_meta");
 
 /// The counters: name → encoded [`Counter`](crate::state::Counter).
@@ -24,8 +24,6 @@ pub(crate) const SNAPSHOT: TableDefinition<'_, &str, &[u8]> = TableDefinition::n
 
 /// Row of [`RAFT_META`]: the last vote.
 pub(crate) const VOTE: &str = "vote";
-/// Row of [`RAFT_META`] the log flusher rewrites to force an fsync.
-pub(crate) const FLUSHED: &str = "flushed";
 /// Row of [`RAFT_META`]: the id of the last purged log entry.
 pub(crate) const LAST_PURGED: &str = "last_purged";
 /// Row of [`STATE_META`]: the id of the last applied log entry.
