@@ -195,6 +195,16 @@ impl Site {
         self.process.as_ref().unwrap().0.id()
     }
 
+    /// Sends `signal` (STOP or CONT: a pause, cutting the site off while
+    /// its sockets stay open) without waiting for anything.
+    fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{signal}"), &self.pid().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill -{signal}");
+    }
+
     /// SIGKILL, and reaps the process.
     fn kill_9(&mut self) {
         let mut running = self.process.take().unwrap();
@@ -229,6 +239,12 @@ impl Site {
 
 /// Three sites made with the CLI, each seeded with the other two.
 fn three_sites(dir: &Path) -> Vec<Site> {
+    three_sites_with(dir, "")
+}
+
+/// [`three_sites`], with `extra` appended to each config's `[api]`
+/// section (which may open further sections).
+fn three_sites_with(dir: &Path, extra: &str) -> Vec<Site> {
     let ca = dir.join("ca");
     let out = setup(&[
         "cert",
@@ -244,7 +260,7 @@ fn three_sites(dir: &Path) -> Vec<Site> {
     (0..3)
         .map(|i| {
             let seeds: Vec<u16> = (0..3).filter(|j| *j != i).map(|j| peer[j]).collect();
-            Site::create(dir, &ca, names[i], (api[i], peer[i]), &seeds, "")
+            Site::create(dir, &ca, names[i], (api[i], peer[i]), &seeds, extra)
         })
         .collect()
 }
@@ -976,4 +992,263 @@ fn quickstart_exits_0_after_the_demo_and_prints_the_three_site_urls_first() {
             "the lead arriving at {site}:\n{out}"
         );
     }
+}
+
+/// A paused site, resumed when the guard drops (so a failing assertion
+/// does not leave it stopped for the kill on drop).
+struct Paused<'a>(&'a Site);
+
+impl<'a> Paused<'a> {
+    fn new(site: &'a Site) -> Self {
+        site.signal("STOP");
+        Paused(site)
+    }
+}
+
+impl Drop for Paused<'_> {
+    fn drop(&mut self) {
+        self.0.signal("CONT");
+    }
+}
+
+/// A write's token, from a PUT at `http` that must answer 200.
+fn put_token(http: &Http, key: &str, value: &Value) -> String {
+    let reply = http.send_json("PUT", &common::record_path("leads", key), value);
+    assert_eq!(reply.status, 200, "{reply:?}");
+    reply.json()["token"].as_str().unwrap().to_owned()
+}
+
+#[test]
+fn a_token_read_at_another_site_returns_the_write_under_load_and_when_that_site_lags() {
+    let dir = ScratchDir::new("e2e-tokens");
+    let mut sites = three_sites(dir.path());
+    for site in &mut sites {
+        site.start();
+    }
+    wait_linked(&sites);
+    let (a, b) = (sites[0].http(), sites[1].http());
+
+    // Under load: writers at A and C while tokens are read back at B.
+    let stop = Arc::new(AtomicBool::new(false));
+    let writers = [
+        Writer::start(&sites[0], &stop),
+        Writer::start(&sites[2], &stop),
+    ];
+    for i in 0..30 {
+        let value = json!({"name": format!("lead {i}"), "n": i});
+        let token = put_token(&a, &format!("t-{i}"), &value);
+        let path = format!(
+            "{}?after={token}&timeout=10s",
+            common::record_path("leads", &format!("t-{i}"))
+        );
+        let read = b.get(&path);
+        assert_eq!(read.status, 200, "{read:?}");
+        assert_eq!(read.json()["value"], value, "read-your-write at B");
+    }
+    stop.store(true, Ordering::Relaxed);
+    for writer in writers {
+        writer.finish();
+    }
+
+    // B lags: it is paused while A takes the write, and the read at B is
+    // asked as soon as B is back.
+    let value = json!({"name": "written while B was cut off"});
+    let token = {
+        let _paused = Paused::new(&sites[1]);
+        let token = put_token(&a, "lagging", &value);
+        std::thread::sleep(Duration::from_millis(500));
+        token
+    };
+    let path = format!(
+        "{}?after={token}&timeout=20s",
+        common::record_path("leads", "lagging")
+    );
+    let read = b.get(&path);
+    assert_eq!(read.status, 200, "{read:?}");
+    assert_eq!(read.json()["value"], value);
+
+    // A token names a record: waiting on it and reading another gives
+    // causal order across records.
+    let token = put_token(&a, "order-1", &json!({"total": 42}));
+    let path = format!(
+        "{}?after={token}&timeout=10s",
+        common::record_path("leads", "lagging")
+    );
+    assert_eq!(b.get(&path).status, 200);
+    assert_eq!(b.record("leads", "order-1"), Some(json!({"total": 42})));
+}
+
+#[test]
+fn a_token_a_site_cannot_satisfy_in_time_is_a_504_and_garbage_is_a_400() {
+    let dir = ScratchDir::new("e2e-token-504");
+    let mut sites = three_sites(dir.path());
+    // A fourth site of the same cluster that nobody knows and that knows
+    // nobody: cut off, it can never get A's write.
+    let (api, peer) = free_ports(1);
+    let mut island = Site::create(
+        dir.path(),
+        &dir.path().join("ca"),
+        "island",
+        (api[0], peer[0]),
+        &[],
+        "",
+    );
+    sites[0].start();
+    island.start();
+    let token = put_token(&sites[0].http(), "l1", &json!({"name": "Ada"}));
+    let island = island.http();
+    let started = Instant::now();
+    let path = format!(
+        "{}?after={token}&timeout=1s",
+        common::record_path("leads", "l1")
+    );
+    island
+        .get(&path)
+        .assert_error(504, "not_yet", "a token the island cannot have");
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "it waited for the timeout"
+    );
+    for bad in ["garbage", "t1.", "t1.%21%21", "t1.AAAA"] {
+        let path = format!("{}?after={bad}", common::record_path("leads", "l1"));
+        island.get(&path).assert_error(400, "bad_token", bad);
+    }
+    let path = format!(
+        "{}?after={token}&timeout=forever",
+        common::record_path("leads", "l1")
+    );
+    island
+        .get(&path)
+        .assert_error(400, "bad_query", "a bad timeout");
+}
+
+#[test]
+fn wait_all_is_200_with_every_site_up_and_202_with_one_down_and_the_write_still_arrives() {
+    let dir = ScratchDir::new("e2e-wait");
+    let mut sites = three_sites(dir.path());
+    for site in &mut sites {
+        site.start();
+    }
+    wait_linked(&sites);
+    let a = sites[0].http();
+    let path = format!(
+        "{}?wait=all&timeout=10s",
+        common::record_path("leads", "all-up")
+    );
+    let reply = a.send_json("PUT", &path, &json!({"name": "everyone"}));
+    assert_eq!(reply.status, 200, "{reply:?}");
+    assert_eq!(reply.json()["sites"], 3);
+    for site in &sites[1..] {
+        assert_eq!(
+            site.http().record("leads", "all-up"),
+            Some(json!({"name": "everyone"}))
+        );
+    }
+    let path = format!(
+        "{}?wait=majority&timeout=10s",
+        common::record_path("leads", "most")
+    );
+    let reply = a.send_json("PUT", &path, &json!({"name": "most"}));
+    assert_eq!(reply.status, 200, "{reply:?}");
+    assert!(reply.json()["sites"].as_u64().unwrap() >= 2, "{reply:?}");
+
+    let value = json!({"name": "one site down"});
+    {
+        let _paused = Paused::new(&sites[2]);
+        let path = format!(
+            "{}?wait=all&timeout=2s",
+            common::record_path("leads", "one-down")
+        );
+        let reply = a.send_json("PUT", &path, &value);
+        assert_eq!(reply.status, 202, "{reply:?}");
+        let body = reply.json();
+        assert_eq!(body["sites"], 2, "{body}");
+        assert_eq!(body["required"], 3, "{body}");
+        assert!(
+            body["message"]
+                .as_str()
+                .unwrap()
+                .contains("not rolled back"),
+            "{body}"
+        );
+        // Not rolled back: here, and at the site that was up.
+        assert_eq!(a.record("leads", "one-down"), Some(value.clone()));
+        let path = format!("{}?wait=4", common::record_path("leads", "x"));
+        a.send_json("PUT", &path, &json!({}))
+            .assert_error(400, "bad_query", "wait=4 of 3");
+    }
+    let c = sites[2].http();
+    wait_for(
+        Duration::from_secs(30),
+        "the write reaching the site that was down",
+        || match c.record("leads", "one-down") {
+            Some(found) if found == value => Ok(()),
+            other => Err(format!("{other:?}")),
+        },
+    );
+}
+
+#[test]
+fn a_partition_longer_than_the_window_turns_health_503_naming_the_peer_then_recovers() {
+    let dir = ScratchDir::new("e2e-window");
+    let mut sites = three_sites_with(dir.path(), "\n[consistency]\nwindow = \"3s\"\n");
+    for site in &mut sites[..2] {
+        site.start();
+    }
+    let a = sites[0].http();
+    wait_for(Duration::from_secs(30), "A healthy with B synced", || {
+        let health = a.get("/health");
+        let status = a.get("/v1/status").json();
+        let synced = status["peers"].as_array().unwrap().iter().any(|p| {
+            p["name"] == "site-b" && p["within_window"] == true && p["last_sync_age_ms"].is_u64()
+        });
+        if health.status == 200 && synced {
+            Ok(())
+        } else {
+            Err(format!("{health:?} {status}"))
+        }
+    });
+    let breached = |http: &Http| {
+        let metrics = http.get("/metrics").body;
+        metrics
+            .lines()
+            .find(|line| {
+                line.starts_with("trellis_consistency_window_breached{")
+                    && line.contains("peer_name=\"site-b\"")
+            })
+            .map(|line| line.rsplit(' ').next().unwrap_or_default().to_owned())
+    };
+    assert_eq!(breached(&a).as_deref(), Some("0"));
+    {
+        let _paused = Paused::new(&sites[1]);
+        wait_for(
+            Duration::from_secs(30),
+            "A reporting B beyond the window",
+            || {
+                let health = a.get("/health");
+                if health.status == 503
+                    && health.body.contains("site-b")
+                    && health.body.contains("window")
+                {
+                    Ok(())
+                } else {
+                    Err(format!("{health:?}"))
+                }
+            },
+        );
+        assert_eq!(breached(&a).as_deref(), Some("1"));
+    }
+    wait_for(
+        Duration::from_secs(30),
+        "A healthy again after B is back",
+        || {
+            let health = a.get("/health");
+            if health.status == 200 {
+                Ok(())
+            } else {
+                Err(format!("{health:?}"))
+            }
+        },
+    );
+    assert_eq!(breached(&a).as_deref(), Some("0"));
 }
