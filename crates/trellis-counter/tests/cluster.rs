@@ -134,21 +134,25 @@ async fn concurrent_decrements_from_all_nodes_never_oversell() {
     assert!(refused > 0);
 }
 
+fn small_snapshots(config: &mut trellis_counter::CounterConfig) {
+    fast(config);
+    config.snapshot_every = 10;
+    config.keep_log_entries = 2;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn voters_are_added_and_removed_through_the_api() {
     // Node 0 is the only configured voter; node 1 starts as a bystander.
-    let cluster = Cluster::start("membership", 2, 1, fast).await;
+    let cluster = Cluster::start("membership", 2, 1, small_snapshots).await;
     cluster.leader(&[0]).await;
     // A bystander forwards calls to the leader.
-    settle(|| cluster.node(1).create("stock", 5, 0, None)).await;
-    assert_eq!(
-        cluster
-            .node(1)
-            .decrement("stock", 2, None)
-            .await
-            .unwrap()
-            .value,
-        3
+    settle(|| cluster.node(1).create("stock", 30, 0, None)).await;
+    for _ in 0..27 {
+        cluster.node(1).decrement("stock", 1, None).await.unwrap();
+    }
+    assert!(
+        cluster.node(0).status().purged.is_some(),
+        "the log was purged, so the new voter needs a snapshot"
     );
 
     let members = cluster
@@ -160,7 +164,12 @@ async fn voters_are_added_and_removed_through_the_api() {
         members.voters.keys().copied().collect::<Vec<_>>(),
         vec![Cluster::id(0), Cluster::id(1)]
     );
-    assert!(cluster.node(1).status().voters.contains(&Cluster::id(1)));
+    let joined = cluster.node(1).status();
+    assert!(joined.voters.contains(&Cluster::id(1)));
+    assert!(
+        joined.snapshot.is_some(),
+        "caught up from a snapshot: {joined:?}"
+    );
     assert_eq!(cluster.node(1).read("stock").await.unwrap().value, 3);
 
     let members = cluster.node(0).remove_voter(Cluster::id(1)).await.unwrap();
