@@ -34,6 +34,15 @@
 //! benchmark prints a markdown table of writes per second (median of the
 //! iterations) and the ratio ours / raw.
 //!
+//! Criterion runs all `trellis` iterations, then all `redb` ones, a few
+//! seconds apart; on a shared machine the disk's fsync latency changes
+//! more than that in a few seconds. So the benchmark then also runs
+//! **paired rounds**: one `trellis` iteration, at once followed by one raw
+//! redb iteration with exactly as many commits as that `trellis` iteration
+//! made (and the same keys and bytes), on fresh files, `TRELLIS_BENCH_PAIRS`
+//! times (default 15) per writer count. It prints the median, lowest and
+//! highest of the per-pair ratios.
+//!
 //! Run with `cargo bench -p trellis-benches --bench store_writes`.
 
 mod store_common;
@@ -287,11 +296,7 @@ fn median(mut values: Vec<f64>) -> f64 {
 }
 
 fn writes_per_second(runs: &[Run]) -> f64 {
-    median(
-        runs.iter()
-            .map(|run| run.writes as f64 / run.elapsed.as_secs_f64())
-            .collect(),
-    )
+    median(runs.iter().map(rate).collect())
 }
 
 /// The summary table: median writes per second of the iterations, the
@@ -327,6 +332,61 @@ fn summary() {
     );
 }
 
+/// Paired rounds per writer count (`TRELLIS_BENCH_PAIRS`, default 15).
+fn pairs() -> usize {
+    std::env::var("TRELLIS_BENCH_PAIRS")
+        .ok()
+        .and_then(|value| value.parse().ok())
+        .unwrap_or(15)
+}
+
+/// Paired rounds: each `trellis` iteration is followed at once by a raw
+/// iteration with the same number of commits. Prints the per-pair ratios.
+fn paired() {
+    let pairs = pairs();
+    if pairs == 0 {
+        return;
+    }
+    println!();
+    println!("Paired rounds ({pairs} per row; each ratio is trellis / raw redb of one round and the raw round right after it, with as many commits):");
+    println!();
+    println!("| writers | writes per commit | trellis writes/s | raw redb writes/s | ratio: median | lowest | highest |");
+    println!("|---:|---:|---:|---:|---:|---:|---:|");
+    for writers in WRITERS {
+        let per_writer = writes_per_writer(writers);
+        let dir = temp_dir(&format!("paired-{writers}"));
+        let store = RedbStore::open(dir.join("trellis.redb"), REPLICA, StoreConfig::default())
+            .expect("the store opens");
+        let db = Database::create(dir.join("raw.redb")).expect("redb creates the file");
+        let (mut ours, mut raw, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+        for round in 0..pairs as u64 {
+            let run = store_round(&store, writers, per_writer, round);
+            let baseline = raw_round(&db, writers, per_writer, round, run.batches);
+            ratios.push(rate(&run) / rate(&baseline));
+            ours.push(run);
+            raw.push(baseline);
+        }
+        drop(store);
+        drop(db);
+        let _ = std::fs::remove_dir_all(&dir);
+        let writes: u64 = ours.iter().map(|run| run.writes).sum();
+        let batches: u64 = ours.iter().map(|run| run.batches).sum();
+        let lowest = ratios.iter().copied().fold(f64::INFINITY, f64::min);
+        let highest = ratios.iter().copied().fold(0.0, f64::max);
+        println!(
+            "| {writers} | {:.1} | {:.0} | {:.0} | **{:.2}** | {lowest:.2} | {highest:.2} |",
+            writes as f64 / batches as f64,
+            writes_per_second(&ours),
+            writes_per_second(&raw),
+            median(ratios),
+        );
+    }
+}
+
+fn rate(run: &Run) -> f64 {
+    run.writes as f64 / run.elapsed.as_secs_f64()
+}
+
 fn main() {
     let mut criterion = Criterion::default()
         .sample_size(10)
@@ -337,4 +397,5 @@ fn main() {
     write_cpu(&mut criterion);
     criterion.final_summary();
     summary();
+    paired();
 }

@@ -220,7 +220,7 @@ mod tests {
         assert!(tail.is_empty());
         assert_eq!(keys(&list), ["a", "cc", "dd"]);
         assert_eq!((list.first(), list.last()), (Some("a"), Some("dd")));
-        assert_eq!(list.partition_point(|key| key <= b"cc"), 2);
+        assert_eq!(list.partition_point(|key| key <= b"cc".as_slice()), 2);
     }
 
     #[test]
