@@ -1252,3 +1252,74 @@ fn a_partition_longer_than_the_window_turns_health_503_naming_the_peer_then_reco
     );
     assert_eq!(breached(&a).as_deref(), Some("0"));
 }
+
+/// Runs `trellis args` that should exit at once; kills it and panics if
+/// it is still running after 30 s. Returns whether it succeeded, and its
+/// stderr.
+fn run_expecting_exit(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> (bool, String) {
+    let err_path = dir.join("stderr.txt");
+    let mut command = Command::new(TRELLIS);
+    command
+        .args(args)
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&err_path).unwrap());
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    let mut child = Running(command.spawn().unwrap());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = child.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "trellis {args:?} is still running after 30 s: it should have refused to start"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    (
+        status.success(),
+        std::fs::read_to_string(&err_path).unwrap(),
+    )
+}
+
+#[test]
+fn run_refuses_an_open_api_off_loopback_and_names_the_bad_config_key() {
+    let dir = ScratchDir::new("e2e-refuse");
+    let site = lone_site(dir.path(), "refuser", "");
+    let config = site.config.to_str().unwrap();
+    let cases: [(&[&str], &[&str]); 4] = [
+        (
+            &["--set", "api.listen=0.0.0.0:7380"],
+            &["api.listen", "api.tokens"],
+        ),
+        (&["--set", "api.tokens=[\"short\"]"], &["api.tokens", "16"]),
+        (
+            &["--set", "peer.reconcile_interval=soon"],
+            &["peer.reconcile_interval"],
+        ),
+        (&["--set", "api.nonsense=1"], &["api.nonsense"]),
+    ];
+    for (flags, words) in cases {
+        let mut args = vec!["run", "--config", config];
+        args.extend_from_slice(flags);
+        let (ok, stderr) = run_expecting_exit(dir.path(), &args, &[]);
+        assert!(!ok, "{flags:?} started: {stderr}");
+        for word in words {
+            assert!(stderr.contains(word), "{flags:?}: {word} not in {stderr}");
+        }
+    }
+    // The same with a variable, and the config file itself broken.
+    let (ok, stderr) = run_expecting_exit(
+        dir.path(),
+        &["run", "--config", config],
+        &[("TRELLIS_API_MAX_BODY_BYTES", "lots")],
+    );
+    assert!(!ok && stderr.contains("api.max_body_bytes"), "{stderr}");
+    std::fs::write(&site.config, "data_dir = ").unwrap();
+    let (ok, stderr) = run_expecting_exit(dir.path(), &["run", "--config", config], &[]);
+    assert!(!ok && stderr.contains("not valid TOML"), "{stderr}");
+}
