@@ -14,6 +14,8 @@
 //!   collection (`BTreeMap<String, Record>`) against a nested
 //!   `crdts::Map` and against automerge documents.
 //!
+//! - [`report`]: what the report binaries share (settings, percentiles).
+//!
 //! `docs/benchmarks.md` in the repository describes the workloads, the
 //! commands and the measured tables.
 //!
@@ -30,6 +32,7 @@
 
 pub mod measure;
 pub mod records;
+pub mod report;
 pub mod set;
 
 use trellis_crdt::ReplicaId;

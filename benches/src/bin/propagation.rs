@@ -29,6 +29,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
+use trellis_benches::report::{millis, percentile, setting};
 use trellis_crdt::ReplicaId;
 use trellis_gossip::driver::{self, GossipHandle};
 use trellis_net::{ClusterCa, Endpoint, NetConfig};
@@ -36,13 +37,6 @@ use trellis_store::index::KeyRange;
 use trellis_store::{Mutation, RedbStore, Store, StoreConfig};
 
 type Handle = GossipHandle<RedbStore>;
-
-fn setting(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|value| value.parse().ok())
-        .unwrap_or(default)
-}
 
 /// Bytes sent on the loopback interface so far (whole namespace).
 fn loopback_tx_bytes() -> Option<u64> {
@@ -62,15 +56,6 @@ async fn frame_bytes(nodes: &[Handle]) -> u64 {
         total += status.peers.iter().map(|p| p.stats.bytes_out).sum::<u64>();
     }
     total
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let at = ((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len());
-    sorted[at - 1]
-}
-
-fn millis(d: Duration) -> String {
-    format!("{:.2} ms", d.as_secs_f64() * 1e3)
 }
 
 async fn start(
