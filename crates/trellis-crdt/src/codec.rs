@@ -1,35 +1,81 @@
 //! The one place that turns values into bytes and back.
 //!
-//! Every encoding starts with a format version byte ([`FORMAT_VERSION`]),
-//! followed by bincode 2 in its standard configuration (little-endian,
-//! variable-length integers). Keeping bincode behind this module means the
-//! format can be swapped later by bumping the version byte.
+//! An encoding is a format version byte ([`FORMAT_VERSION`]), a packing
+//! byte, then the *body*: bincode 2 in its standard configuration
+//! (little-endian, variable-length integers). Keeping bincode behind this
+//! module means the format can be swapped later by bumping the version
+//! byte.
+//!
+//! - Packing [`PLAIN`]: the body as it is.
+//! - Packing [`DEFLATE`]: the body's length (8 bytes, little-endian), then
+//!   the body compressed as a zlib stream (deflate with an adler32
+//!   checksum, `miniz_oxide`, level [`DEFLATE_LEVEL`]). The encoder uses it
+//!   only for bodies of at least [`COMPRESS_FROM`] bytes (whole states sent
+//!   in bulk, large snapshots), and only when it is smaller; a record or a
+//!   delta of a few hundred bytes stays plain, so writes pay nothing.
 //!
 //! Encodings are deterministic: the crate's types keep their contents in
 //! canonical order, so equal states give equal bytes (and equal
-//! [`Digest`](crate::Digest)s) on every platform.
+//! [`Digest`](crate::Digest)s) on every platform. The compressor is
+//! deterministic too (pure Rust, integer code), and its version is pinned
+//! exactly; a golden test fails if an upgrade changes its output, in which
+//! case the upgrade needs a new format version.
+//!
+//! Version 1 (before 2026-12-07) had no packing byte: its body followed the
+//! version byte directly, in the same layout. Decoding still reads it;
+//! encoding always writes the current version.
 //!
 //! Decoding treats its input as hostile: the input length is checked
-//! against a limit before anything is read, the length prefixes inside
-//! may claim at most about four times the input's size in total (so a
-//! short input cannot make the decoder allocate a large buffer), and
-//! malformed input returns a [`DecodeError`], never a panic.
+//! against a limit before anything is read; a compressed body may claim at
+//! most that limit once decompressed, and must decompress to exactly the
+//! length it claims; the length prefixes inside the body may claim at most
+//! about four times the body's size in total (so a short input cannot make
+//! the decoder allocate a large buffer); and malformed input returns a
+//! [`DecodeError`], never a panic.
 //!
 //! ```
 //! use trellis_crdt::codec;
 //!
 //! let bytes = codec::encode(&vec![1u32, 2, 3]);
-//! assert_eq!(bytes[0], codec::FORMAT_VERSION);
+//! assert_eq!(bytes[..2], [codec::FORMAT_VERSION, codec::PLAIN]);
 //! let back: Vec<u32> = codec::decode(&bytes).unwrap();
 //! assert_eq!(back, vec![1, 2, 3]);
-//! assert!(codec::decode::<Vec<u32>>(&[codec::FORMAT_VERSION, 0xff]).is_err());
+//! assert!(codec::decode::<Vec<u32>>(&[codec::FORMAT_VERSION, codec::PLAIN, 0xff]).is_err());
+//!
+//! // A large, repetitive body is compressed.
+//! let big = vec![7u64; 100_000];
+//! let bytes = codec::encode(&big);
+//! assert_eq!(bytes[1], codec::DEFLATE);
+//! assert!(bytes.len() < 1_000);
+//! assert_eq!(codec::decode::<Vec<u64>>(&bytes).unwrap(), big);
 //! ```
 
 use bincode::config::{self, Configuration, Limit, LittleEndian, Varint};
 use serde::{de::DeserializeOwned, Serialize};
 
 /// The first byte of every encoding.
-pub const FORMAT_VERSION: u8 = 1;
+pub const FORMAT_VERSION: u8 = 2;
+
+/// The version before the packing byte existed; still decoded.
+const LEGACY_VERSION: u8 = 1;
+
+/// Packing byte: the body follows as it is.
+pub const PLAIN: u8 = 0;
+
+/// Packing byte: the body's length (u64, little-endian), then the body as
+/// a zlib stream.
+pub const DEFLATE: u8 = 1;
+
+/// Bodies at least this long are compressed (when that makes them
+/// smaller): 16 KiB. Below it, compressing would cost more time (the
+/// compressor's tables) than it saves bytes.
+pub const COMPRESS_FROM: usize = 16 << 10;
+
+/// The deflate level used: 6, zlib's default balance of speed and size.
+pub const DEFLATE_LEVEL: u8 = 6;
+
+/// Bytes of the length in front of a compressed body.
+const RAW_LEN_BYTES: usize = 8;
 
 /// The largest input [`decode`] accepts: 64 MiB.
 pub const DEFAULT_DECODE_LIMIT: usize = 64 << 20;
@@ -106,14 +152,28 @@ pub enum DecodeError {
     Malformed(String),
 }
 
-/// Encodes `value`: the version byte, then its canonical bytes.
+/// Encodes `value`: the version byte, the packing byte, then its
+/// canonical bytes, compressed if they are large.
 pub fn encode<T: Serialize + ?Sized>(value: &T) -> Vec<u8> {
-    let mut out = Vec::new();
-    encode_into_writer(value, &mut out);
+    let mut out = vec![FORMAT_VERSION, PLAIN];
+    bincode::serde::encode_into_std_write(value, &mut out, config::standard())
+        .expect("serializing a trellis value into memory cannot fail");
+    let body_len = out.len() - 2;
+    if body_len >= COMPRESS_FROM {
+        let packed = miniz_oxide::deflate::compress_to_vec_zlib(&out[2..], DEFLATE_LEVEL);
+        if packed.len() + RAW_LEN_BYTES < body_len {
+            let mut framed = Vec::with_capacity(2 + RAW_LEN_BYTES + packed.len());
+            framed.extend_from_slice(&[FORMAT_VERSION, DEFLATE]);
+            framed.extend_from_slice(&(body_len as u64).to_le_bytes());
+            framed.extend_from_slice(&packed);
+            return framed;
+        }
+    }
     out
 }
 
-/// Writes the encoding of `value` into `writer` (a hasher, a buffer).
+/// Writes the encoding of `value` into `writer` (a hasher, a buffer): the
+/// same bytes as [`encode`].
 ///
 /// # Panics
 ///
@@ -122,10 +182,8 @@ pub fn encode<T: Serialize + ?Sized>(value: &T) -> Vec<u8> {
 /// hasher; the codec is not meant for fallible writers such as files.
 pub fn encode_into_writer<T: Serialize + ?Sized, W: std::io::Write>(value: &T, writer: &mut W) {
     writer
-        .write_all(&[FORMAT_VERSION])
+        .write_all(&encode(value))
         .expect("codec writers are in-memory and infallible");
-    bincode::serde::encode_into_std_write(value, writer, config::standard())
-        .expect("serializing a trellis value into memory cannot fail");
 }
 
 /// Decodes a value, accepting inputs up to [`DEFAULT_DECODE_LIMIT`] bytes.
@@ -133,21 +191,39 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, DecodeError> {
     decode_with_limit(bytes, DEFAULT_DECODE_LIMIT)
 }
 
-/// Decodes a value, refusing inputs longer than `limit` bytes.
+/// Decodes a value, refusing inputs longer than `limit` bytes, and
+/// compressed bodies that would decompress to more than `limit` bytes.
 pub fn decode_with_limit<T: DeserializeOwned>(
     bytes: &[u8],
     limit: usize,
 ) -> Result<T, DecodeError> {
-    let (&version, body) = bytes.split_first().ok_or(DecodeError::Empty)?;
+    let (&version, rest) = bytes.split_first().ok_or(DecodeError::Empty)?;
     if bytes.len() > limit {
         return Err(DecodeError::TooLarge {
             len: bytes.len(),
             limit,
         });
     }
-    if version != FORMAT_VERSION {
-        return Err(DecodeError::UnsupportedVersion { found: version });
+    match version {
+        FORMAT_VERSION => {}
+        LEGACY_VERSION => return decode_plain(rest),
+        found => return Err(DecodeError::UnsupportedVersion { found }),
     }
+    match rest.split_first() {
+        Some((&PLAIN, body)) => decode_plain(body),
+        Some((&DEFLATE, packed)) => decode_plain(&inflate(packed, limit)?),
+        Some((&other, _)) => Err(DecodeError::Malformed(format!(
+            "unknown packing byte {other} (this build reads {PLAIN} for plain and {DEFLATE} \
+             for deflate); upgrade this node to read data written by a newer one"
+        ))),
+        None => Err(DecodeError::Malformed(
+            "the packing byte after the format version is missing".into(),
+        )),
+    }
+}
+
+/// Decodes an uncompressed body, which must be consumed exactly.
+fn decode_plain<T: DeserializeOwned>(body: &[u8]) -> Result<T, DecodeError> {
     let (value, read) = decode_body(body).map_err(|err| match err {
         bincode::error::DecodeError::LimitExceeded => DecodeError::Malformed(
             "a length prefix claims far more bytes than the input holds".into(),
@@ -160,6 +236,73 @@ pub fn decode_with_limit<T: DeserializeOwned>(
     }
 }
 
+/// Decompresses a [`DEFLATE`] body: its claimed length must be within
+/// `limit`, and the zlib stream must produce exactly that many bytes, pass
+/// its checksum and end where the input ends. The output buffer grows with
+/// what the stream actually produces, never past the claim.
+fn inflate(packed: &[u8], limit: usize) -> Result<Vec<u8>, DecodeError> {
+    use miniz_oxide::inflate::core::{decompress, inflate_flags, DecompressorOxide};
+    use miniz_oxide::inflate::TINFLStatus;
+
+    let malformed = |what: String| Err(DecodeError::Malformed(what));
+    if packed.len() < RAW_LEN_BYTES {
+        return malformed("a compressed body is cut off before its length".into());
+    }
+    let (claim, mut input) = packed.split_at(RAW_LEN_BYTES);
+    let claim = u64::from_le_bytes(claim.try_into().expect("split at 8 bytes"));
+    let raw_len = match usize::try_from(claim) {
+        Ok(len) if len <= limit => len,
+        _ => {
+            return malformed(format!(
+                "a compressed body claims {claim} bytes once decompressed, over the decode \
+                 limit of {limit} bytes"
+            ))
+        }
+    };
+    let flags = inflate_flags::TINFL_FLAG_PARSE_ZLIB_HEADER
+        | inflate_flags::TINFL_FLAG_USING_NON_WRAPPING_OUTPUT_BUF;
+    let mut out = vec![0u8; raw_len.min(input.len().saturating_mul(4)).max(1)];
+    let mut state = Box::<DecompressorOxide>::default();
+    let mut written = 0;
+    loop {
+        let (status, read, wrote) = decompress(&mut state, input, &mut out, written, flags);
+        written += wrote;
+        input = input.get(read..).unwrap_or_default();
+        match status {
+            TINFLStatus::Done => break,
+            TINFLStatus::HasMoreOutput if out.len() < raw_len => {
+                let grown = out.len().saturating_mul(2).min(raw_len);
+                out.resize(grown, 0);
+            }
+            TINFLStatus::HasMoreOutput => {
+                return malformed(format!(
+                    "a compressed body decompresses to more than the {raw_len} bytes it claims"
+                ))
+            }
+            TINFLStatus::FailedCannotMakeProgress | TINFLStatus::NeedsMoreInput => {
+                return malformed("a compressed body is cut off".into())
+            }
+            TINFLStatus::Adler32Mismatch => {
+                return malformed("a compressed body fails its checksum".into())
+            }
+            other => return malformed(format!("a compressed body is corrupt ({other:?})")),
+        }
+    }
+    if !input.is_empty() {
+        return malformed(format!(
+            "{} unexpected bytes after a compressed body",
+            input.len()
+        ));
+    }
+    if written != raw_len {
+        return malformed(format!(
+            "a compressed body decompresses to {written} bytes but claims {raw_len}"
+        ));
+    }
+    out.truncate(written);
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -168,7 +311,7 @@ mod tests {
     fn round_trips_with_version_byte() {
         let value = (7u64, String::from("lead"), vec![true, false]);
         let bytes = encode(&value);
-        assert_eq!(bytes[0], FORMAT_VERSION);
+        assert_eq!(bytes[..2], [FORMAT_VERSION, PLAIN]);
         assert_eq!(decode::<(u64, String, Vec<bool>)>(&bytes).unwrap(), value);
     }
 
@@ -176,9 +319,13 @@ mod tests {
     fn refuses_bad_framing() {
         assert_eq!(decode::<u8>(&[]), Err(DecodeError::Empty));
         assert_eq!(
-            decode::<u8>(&[9, 1]),
+            decode::<u8>(&[9, PLAIN, 1]),
             Err(DecodeError::UnsupportedVersion { found: 9 })
         );
+        let err = decode::<u8>(&[FORMAT_VERSION]).unwrap_err();
+        assert!(err.to_string().contains("packing byte"), "{err}");
+        let err = decode::<u8>(&[FORMAT_VERSION, 7, 1]).unwrap_err();
+        assert!(err.to_string().contains("unknown packing byte 7"), "{err}");
         let bytes = encode(&vec![0u8; 100]);
         assert!(matches!(
             decode_with_limit::<Vec<u8>>(&bytes, 50),
@@ -193,9 +340,19 @@ mod tests {
     }
 
     #[test]
+    fn version_1_still_decodes() {
+        // Version 1: no packing byte, the same body layout.
+        let value = (7u64, String::from("lead"));
+        let plain = encode(&value);
+        let mut legacy = vec![LEGACY_VERSION];
+        legacy.extend_from_slice(&plain[2..]);
+        assert_eq!(decode::<(u64, String)>(&legacy).unwrap(), value);
+    }
+
+    #[test]
     fn huge_length_prefixes_fail_without_allocating() {
         // A vector claiming u64::MAX elements, with nothing behind it.
-        let mut bytes = vec![FORMAT_VERSION, 0xff];
+        let mut bytes = vec![FORMAT_VERSION, PLAIN, 0xff];
         bytes.extend_from_slice(&u64::MAX.to_le_bytes());
         assert!(matches!(
             decode::<Vec<u64>>(&bytes),
@@ -210,10 +367,131 @@ mod tests {
     #[test]
     fn short_input_cannot_claim_a_large_buffer() {
         // A string claiming 100 MB, followed by 3 bytes.
-        let mut bytes = vec![FORMAT_VERSION, 0xfc];
+        let mut bytes = vec![FORMAT_VERSION, PLAIN, 0xfc];
         bytes.extend_from_slice(&100_000_000u32.to_le_bytes());
         bytes.extend_from_slice(b"abc");
         let err = decode::<String>(&bytes).unwrap_err();
         assert!(err.to_string().contains("claims far more bytes"), "{err}");
+    }
+
+    /// A large value that compresses: squares modulo 1000.
+    fn compressible() -> Vec<u64> {
+        (0..20_000u64).map(|i| i * i % 1000).collect()
+    }
+
+    #[test]
+    fn large_bodies_are_compressed_and_round_trip() {
+        let value = compressible();
+        let bytes = encode(&value);
+        assert_eq!(bytes[..2], [FORMAT_VERSION, DEFLATE]);
+        let plain_len = bincode::serde::encode_to_vec(&value, config::standard())
+            .unwrap()
+            .len();
+        assert!(
+            bytes.len() * 2 < plain_len,
+            "{} vs {plain_len}",
+            bytes.len()
+        );
+        assert_eq!(decode::<Vec<u64>>(&bytes).unwrap(), value);
+        // Digests hash exactly these bytes.
+        assert_eq!(
+            crate::Digest::of(&value),
+            crate::Digest::of_encoding(&bytes)
+        );
+    }
+
+    #[test]
+    fn incompressible_large_bodies_stay_plain() {
+        // Bytes of a xorshift sequence do not compress.
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let value: Vec<u8> = (0..COMPRESS_FROM * 2)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x.to_le_bytes()[0]
+            })
+            .collect();
+        let bytes = encode(&value);
+        assert_eq!(bytes[..2], [FORMAT_VERSION, PLAIN]);
+        assert_eq!(decode::<Vec<u8>>(&bytes).unwrap(), value);
+    }
+
+    /// The compressed bytes are part of the digest: if upgrading the
+    /// compressor changes them, this fails, and the upgrade needs a new
+    /// [`FORMAT_VERSION`].
+    #[test]
+    fn compressed_bytes_are_pinned() {
+        let digest = crate::Digest::of(&compressible());
+        assert_eq!(
+            digest.to_hex(),
+            "a242130b7d59e34c1c88a255eb26e73eb5296a02bf2c4f5ce29a40b136a11d9f"
+        );
+    }
+
+    fn packed(value: &[u64]) -> Vec<u8> {
+        let bytes = encode(value);
+        assert_eq!(bytes[1], DEFLATE);
+        bytes
+    }
+
+    #[test]
+    fn hostile_compressed_bodies_are_refused() {
+        let good = packed(&compressible());
+        let expect = |bytes: &[u8], needle: &str| {
+            let err = decode::<Vec<u64>>(bytes).unwrap_err();
+            assert!(err.to_string().contains(needle), "{needle}: {err}");
+        };
+        // Cut off before the length, and inside the stream.
+        expect(&good[..5], "before its length");
+        expect(&good[..good.len() - 10], "cut off");
+        // A claim over the limit is refused before anything is allocated.
+        let mut huge = good.clone();
+        huge[2..10].copy_from_slice(&u64::MAX.to_le_bytes());
+        expect(&huge, "over the decode limit");
+        let mut over = good.clone();
+        over[2..10].copy_from_slice(&((DEFAULT_DECODE_LIMIT as u64) + 1).to_le_bytes());
+        expect(&over, "over the decode limit");
+        // Claims shorter or longer than the stream.
+        let raw = u64::from_le_bytes(good[2..10].try_into().unwrap());
+        let mut short = good.clone();
+        short[2..10].copy_from_slice(&(raw - 1).to_le_bytes());
+        expect(&short, "more than the");
+        let mut long = good.clone();
+        long[2..10].copy_from_slice(&(raw + 1).to_le_bytes());
+        expect(&long, "decompresses to");
+        // A flipped bit in the stream, bytes after it, garbage.
+        let mut flipped = good.clone();
+        let last = flipped.len() - 1;
+        flipped[last] ^= 0x40;
+        assert!(decode::<Vec<u64>>(&flipped).is_err());
+        let mut trailing = good.clone();
+        trailing.push(0);
+        expect(&trailing, "after a compressed body");
+        let mut garbage = good[..10].to_vec();
+        garbage.extend_from_slice(&[0xff; 64]);
+        assert!(decode::<Vec<u64>>(&garbage).is_err());
+        // A tiny stream claiming a body within the limit but not holding it.
+        let mut bomb = vec![FORMAT_VERSION, DEFLATE];
+        bomb.extend_from_slice(&(DEFAULT_DECODE_LIMIT as u64).to_le_bytes());
+        bomb.extend_from_slice(&miniz_oxide::deflate::compress_to_vec_zlib(&[0; 100], 6));
+        expect(&bomb, "decompresses to 100 bytes");
+    }
+
+    #[test]
+    fn a_compression_bomb_stops_at_the_limit() {
+        // 8 MiB of zeros compress to about 8 KiB; with a 1 MiB limit the
+        // claim is refused, and with a lying claim of 1 MiB decompression
+        // stops there.
+        let zeros = vec![0u8; 8 << 20];
+        let stream = miniz_oxide::deflate::compress_to_vec_zlib(&zeros, 6);
+        let mut bytes = vec![FORMAT_VERSION, DEFLATE];
+        bytes.extend_from_slice(&(1u64 << 20).to_le_bytes());
+        bytes.extend_from_slice(&stream);
+        let err = decode_with_limit::<Vec<u8>>(&bytes, 1 << 20).unwrap_err();
+        assert!(err.to_string().contains("more than the"), "{err}");
+        bytes[2..10].copy_from_slice(&(8u64 << 20).to_le_bytes());
+        let err = decode_with_limit::<Vec<u8>>(&bytes, 1 << 20).unwrap_err();
+        assert!(err.to_string().contains("over the decode limit"), "{err}");
     }
 }

@@ -129,14 +129,21 @@ fn check_decoded<T: Decoded>(bytes: &[u8], base: &T) -> Result<(), TestCaseError
 // Strategies
 // ---------------------------------------------------------------------------
 
-/// Up to 511 random bytes, half the time behind the right version byte.
+/// Up to 511 random bytes, half the time behind the right version byte
+/// and a packing byte (mostly plain, sometimes deflate).
 fn random_bytes() -> impl Strategy<Value = Vec<u8>> {
-    (any::<bool>(), vec(any::<u8>(), 0..512)).prop_map(|(versioned, mut bytes)| {
-        if let (true, Some(first)) = (versioned, bytes.first_mut()) {
-            *first = FORMAT_VERSION;
-        }
-        bytes
-    })
+    (
+        any::<bool>(),
+        prop_oneof![3 => Just(codec::PLAIN), 1 => Just(codec::DEFLATE)],
+        vec(any::<u8>(), 0..512),
+    )
+        .prop_map(|(versioned, packing, mut bytes)| {
+            if versioned && bytes.len() >= 2 {
+                bytes[0] = FORMAT_VERSION;
+                bytes[1] = packing;
+            }
+            bytes
+        })
 }
 
 /// bincode's variable-length integer for `u64::MAX`: a marker byte, then
@@ -343,6 +350,78 @@ hostile_properties!(
 );
 
 // ---------------------------------------------------------------------------
+// Compressed encodings
+// ---------------------------------------------------------------------------
+
+/// A set large enough that its encoding is compressed.
+fn large_set() -> Causal<AwSet<u64>> {
+    let mut set = Causal::<AwSet<u64>>::default();
+    for element in 0..3_000u64 {
+        let replica = ReplicaId(0x5eed_0000_0000_0001 + element % 3);
+        set.apply(|s, cx| s.add(cx, replica, element * 7));
+    }
+    set
+}
+
+/// A record large enough that its encoding is compressed.
+fn large_record() -> Record {
+    let mut record = Record::default();
+    for field in 0..400u32 {
+        let path = trellis_crdt::FieldPath::top(format!("field{field}")).expect("a valid name");
+        let value = Atom::from(format!("value {field} of a large record"));
+        let replica = ReplicaId(u64::from(field % 2) + 0x7777_0000_0000_0000);
+        record
+            .apply(
+                &trellis_crdt::Op::Set { path, value },
+                replica,
+                Timestamp(u64::from(field) << 16),
+            )
+            .expect("a valid write");
+    }
+    record
+}
+
+/// The encodings of [`large_set`] and [`large_record`], built once.
+fn large_encodings() -> &'static (Vec<u8>, Vec<u8>) {
+    static ENCODINGS: std::sync::OnceLock<(Vec<u8>, Vec<u8>)> = std::sync::OnceLock::new();
+    ENCODINGS.get_or_init(|| (codec::encode(&large_set()), codec::encode(&large_record())))
+}
+
+#[test]
+fn large_states_are_compressed_and_round_trip() {
+    for bytes in [codec::encode(&large_set()), codec::encode(&large_record())] {
+        assert_eq!(bytes[..2], [FORMAT_VERSION, codec::DEFLATE]);
+    }
+    assert_eq!(
+        codec::decode::<Causal<AwSet<u64>>>(&codec::encode(&large_set())).unwrap(),
+        large_set()
+    );
+    assert_eq!(
+        codec::decode::<Record>(&codec::encode(&large_record())).unwrap(),
+        large_record()
+    );
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    /// Corrupted compressed encodings (the stream, its length, its
+    /// checksum) decode safely: an error, or a value that behaves as a
+    /// state.
+    #[test]
+    fn corrupted_compressed_set_decodes_safely(mutations in vec(mutation(), 1..4)) {
+        let bytes = mutate(large_encodings().0.clone(), &mutations);
+        check_decoded::<Causal<AwSet<u64>>>(&bytes, &Causal::default())?;
+    }
+
+    #[test]
+    fn corrupted_compressed_record_decodes_safely(mutations in vec(mutation(), 1..4)) {
+        let bytes = mutate(large_encodings().1.clone(), &mutations);
+        check_decoded::<Record>(&bytes, &Record::default())?;
+    }
+}
+
+// ---------------------------------------------------------------------------
 // Length prefixes and input size
 // ---------------------------------------------------------------------------
 
@@ -350,9 +429,10 @@ hostile_properties!(
 /// machine: a claimed length must be refused, not acted on.
 const QUICKLY: Duration = Duration::from_secs(1);
 
-/// The version byte, `prefix`, then a length prefix claiming `u64::MAX`.
+/// The version and plain packing bytes, `prefix`, then a length prefix
+/// claiming `u64::MAX`.
 fn claiming_u64_max_after(prefix: &[u8]) -> Vec<u8> {
-    let mut bytes = vec![FORMAT_VERSION];
+    let mut bytes = vec![FORMAT_VERSION, codec::PLAIN];
     bytes.extend_from_slice(prefix);
     bytes.extend_from_slice(&U64_MAX_VARINT);
     bytes
