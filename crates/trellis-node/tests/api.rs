@@ -10,10 +10,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{mpsc, OnceLock};
 use std::time::Duration;
 
-use common::{check_exposition_format, record_path, Http, ScratchDir};
+use common::{check_exposition_format, record_path, start_node, Http, TestNode};
 use serde_json::{json, Value};
 use trellis_crdt::{Record, ReplicaId, Timestamp};
-use trellis_node::{setup, DataDir, Node, NodeConfig};
 use trellis_store::{Origin, Store};
 
 /// The node's bearer token.
@@ -29,43 +28,18 @@ const MAX_FIELDS: usize = 16;
 /// `store.max_record_bytes` of the test node.
 const MAX_RECORD: usize = 2048;
 
-struct Harness {
-    runtime: tokio::runtime::Runtime,
-    node: Node,
-    _dir: ScratchDir,
-}
-
 /// The one node every test talks to, started on first use.
-fn harness() -> &'static Harness {
-    static HARNESS: OnceLock<Harness> = OnceLock::new();
+fn harness() -> &'static TestNode {
+    static HARNESS: OnceLock<TestNode> = OnceLock::new();
     HARNESS.get_or_init(|| {
-        let dir = ScratchDir::new("api-node");
-        let ca = dir.path().join("ca");
-        setup::create_ca(&ca, "api-tests").unwrap();
-        let data = DataDir::new(dir.path().join("site"));
-        data.init("api-site").unwrap();
-        setup::issue_node_cert(&ca, &data, Some("api-site")).unwrap();
-        let mut config = NodeConfig::new(data.root());
-        config.api.listen = ([127, 0, 0, 1], 0).into();
-        config.peer.listen = ([127, 0, 0, 1], 0).into();
-        config.api.tokens = vec![TOKEN.into()];
-        config.api.max_body_bytes = MAX_BODY;
-        config.api.max_json_depth = MAX_DEPTH;
-        config.store.max_key_bytes = MAX_KEY;
-        config.store.max_fields = MAX_FIELDS;
-        config.store.max_record_bytes = MAX_RECORD;
-        config.validate().unwrap();
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        let node = runtime.block_on(Node::start(config)).unwrap();
-        Harness {
-            runtime,
-            node,
-            _dir: dir,
-        }
+        start_node("api-site", |config| {
+            config.api.tokens = vec![TOKEN.into()];
+            config.api.max_body_bytes = MAX_BODY;
+            config.api.max_json_depth = MAX_DEPTH;
+            config.store.max_key_bytes = MAX_KEY;
+            config.store.max_fields = MAX_FIELDS;
+            config.store.max_record_bytes = MAX_RECORD;
+        })
     })
 }
 
@@ -1537,4 +1511,31 @@ fn status_describes_the_node_and_its_collections() {
         .clone();
     assert_eq!(again["count"], 2);
     assert_ne!(again["digest"], ours["digest"]);
+}
+
+#[test]
+fn a_consumer_behind_the_retained_change_feed_gets_410_and_can_start_over() {
+    let small = start_node("feed-retention", |config| {
+        config.store.change_retention = 10;
+    });
+    let api = Http::new(&small.node.api_url(), None);
+    for i in 0..30 {
+        api.put("retained", &format!("k{i:02}"), &json!({"i": i}));
+    }
+    let last = api.get("/v1/status").json()["node"]["last_seq"]
+        .as_u64()
+        .unwrap();
+    assert!(last >= 30, "{last}");
+    api.get("/v1/changes?since=0").assert_error(
+        410,
+        "changes_truncated",
+        "a feed read from before the retained range",
+    );
+    let kept = api.changes(last - 10, 100);
+    let seqs: Vec<u64> = kept.iter().map(|c| c["seq"].as_u64().unwrap()).collect();
+    assert_eq!(seqs, (last - 9..=last).collect::<Vec<_>>());
+    // Starting over: the records themselves are all there, by listing.
+    let page = api.get("/v1/collections/retained/records?limit=100").json();
+    assert_eq!(page["records"].as_array().unwrap().len(), 30);
+    small.runtime.block_on(small.node.shutdown());
 }

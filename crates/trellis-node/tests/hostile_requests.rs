@@ -11,47 +11,22 @@ mod common;
 
 use std::sync::OnceLock;
 
-use common::{Http, ScratchDir};
+use common::{start_node, Http, TestNode};
 use proptest::prelude::*;
 use serde_json::{json, Map, Value};
 use trellis_node::client::encode;
-use trellis_node::{setup, DataDir, Node, NodeConfig};
 
-struct Harness {
-    _runtime: tokio::runtime::Runtime,
-    node: Node,
-    _dir: ScratchDir,
-}
-
-fn harness() -> &'static Harness {
-    static HARNESS: OnceLock<Harness> = OnceLock::new();
+fn harness() -> &'static TestNode {
+    static HARNESS: OnceLock<TestNode> = OnceLock::new();
     HARNESS.get_or_init(|| {
-        let dir = ScratchDir::new("hostile-node");
-        let ca = dir.path().join("ca");
-        setup::create_ca(&ca, "hostile").unwrap();
-        let data = DataDir::new(dir.path().join("site"));
-        data.init("hostile").unwrap();
-        setup::issue_node_cert(&ca, &data, None).unwrap();
-        let mut config = NodeConfig::new(data.root());
-        config.api.listen = ([127, 0, 0, 1], 0).into();
-        config.peer.listen = ([127, 0, 0, 1], 0).into();
-        // Small limits, so that random input reaches them.
-        config.api.max_body_bytes = 2048;
-        config.api.max_json_depth = 4;
-        config.store.max_key_bytes = 40;
-        config.store.max_fields = 8;
-        config.store.max_record_bytes = 1024;
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        let node = runtime.block_on(Node::start(config)).unwrap();
-        Harness {
-            _runtime: runtime,
-            node,
-            _dir: dir,
-        }
+        start_node("hostile", |config| {
+            // Small limits, so that random input reaches them.
+            config.api.max_body_bytes = 2048;
+            config.api.max_json_depth = 4;
+            config.store.max_key_bytes = 40;
+            config.store.max_fields = 8;
+            config.store.max_record_bytes = 1024;
+        })
     })
 }
 

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use trellis_node::{setup, DataDir, Node, NodeConfig};
 
 /// A fresh directory under the target directory, removed on drop.
 #[derive(Debug)]
@@ -37,6 +38,44 @@ impl Drop for ScratchDir {
         if !std::thread::panicking() {
             let _ = std::fs::remove_dir_all(&self.path);
         }
+    }
+}
+
+/// A node running in this process, on its own runtime and scratch
+/// directory (kept while it lives).
+pub struct TestNode {
+    /// The runtime the node runs on.
+    pub runtime: tokio::runtime::Runtime,
+    /// The node.
+    pub node: Node,
+    _dir: ScratchDir,
+}
+
+/// Starts a node for site `site` on loopback (API and QUIC on free
+/// ports), with a fresh CA and data directory, after `adjust` has had
+/// its say on the config.
+pub fn start_node(site: &str, adjust: impl FnOnce(&mut NodeConfig)) -> TestNode {
+    let dir = ScratchDir::new(site);
+    let ca = dir.path().join("ca");
+    setup::create_ca(&ca, "tests").unwrap();
+    let data = DataDir::new(dir.path().join("data"));
+    data.init(site).unwrap();
+    setup::issue_node_cert(&ca, &data, Some(site)).unwrap();
+    let mut config = NodeConfig::new(data.root());
+    config.api.listen = ([127, 0, 0, 1], 0).into();
+    config.peer.listen = ([127, 0, 0, 1], 0).into();
+    adjust(&mut config);
+    config.validate().unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let node = runtime.block_on(Node::start(config)).unwrap();
+    TestNode {
+        runtime,
+        node,
+        _dir: dir,
     }
 }
 
