@@ -13,7 +13,7 @@ use rand::rngs::SmallRng;
 use rand::{RngExt, SeedableRng};
 use trellis_crdt::{codec, Record, ReplicaId, Timestamp};
 use trellis_store::index::KeyRange;
-use trellis_store::{Origin, Store};
+use trellis_store::{Merged, Origin, Store, StoreError};
 
 use crate::messages::{Message, Shipped};
 use crate::reconcile::{respond, start, Tuning};
@@ -130,6 +130,27 @@ pub enum Event {
     },
     /// Time passed; the node may start a reconciliation.
     Tick,
+}
+
+impl Event {
+    /// What to report once an [`Action::Merge`] finished: `Merged`, or
+    /// `MergeFailed` if the store refused it.
+    pub fn merge_outcome(
+        from: ReplicaId,
+        kind: MergeKind,
+        origin: Origin,
+        result: Result<Merged, StoreError>,
+    ) -> Event {
+        match result {
+            Ok(merged) => Event::Merged {
+                from,
+                kind,
+                origin,
+                grew: merged.grew,
+            },
+            Err(_) => Event::MergeFailed { from, kind },
+        }
+    }
 }
 
 /// Something the caller must do.
@@ -447,22 +468,7 @@ impl Gossip {
             Message::Records {
                 collection,
                 records,
-            } => {
-                for shipped in records {
-                    actions.push(Action::Merge {
-                        from,
-                        collection: collection.clone(),
-                        key: shipped.key,
-                        state: shipped.record,
-                        origin: Origin {
-                            replica: from,
-                            time: shipped.time,
-                            full_state: true,
-                        },
-                        kind: MergeKind::Repair,
-                    });
-                }
-            }
+            } => merge_shipped(from, &collection, records, MergeKind::Repair, actions),
             Message::Stream {
                 id,
                 collection,
@@ -480,20 +486,8 @@ impl Gossip {
                     return;
                 }
                 *peer.chunks_in.entry(id).or_default() += records.len();
-                for shipped in records {
-                    actions.push(Action::Merge {
-                        from,
-                        collection: collection.clone(),
-                        key: shipped.key,
-                        state: shipped.record,
-                        origin: Origin {
-                            replica: from,
-                            time: shipped.time,
-                            full_state: true,
-                        },
-                        kind: MergeKind::Streamed { chunk: id },
-                    });
-                }
+                let kind = MergeKind::Streamed { chunk: id };
+                merge_shipped(from, &collection, records, kind, actions);
             }
             Message::StreamAck { id } => {
                 let Some(peer) = self.peers.get_mut(&from) else {
@@ -776,6 +770,30 @@ impl Gossip {
     fn fresh_id(&mut self) -> u64 {
         self.next_id += 1;
         self.next_id
+    }
+}
+
+/// Asks for durable merges of the full states `from` shipped.
+fn merge_shipped(
+    from: ReplicaId,
+    collection: &str,
+    records: Vec<Shipped>,
+    kind: MergeKind,
+    actions: &mut Vec<Action>,
+) {
+    for shipped in records {
+        actions.push(Action::Merge {
+            from,
+            collection: collection.to_owned(),
+            key: shipped.key,
+            state: shipped.record,
+            origin: Origin {
+                replica: from,
+                time: shipped.time,
+                full_state: true,
+            },
+            kind,
+        });
     }
 }
 

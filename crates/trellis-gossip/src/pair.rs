@@ -146,18 +146,10 @@ impl<S: Store> Pair<S> {
                     origin,
                     kind,
                 } => {
-                    let event = match self.stores[side]
+                    let result = self.stores[side]
                         .merge(&collection, &key, state, origin)
-                        .wait()
-                    {
-                        Ok(merged) => Event::Merged {
-                            from,
-                            kind,
-                            origin,
-                            grew: merged.grew,
-                        },
-                        Err(_) => Event::MergeFailed { from, kind },
-                    };
+                        .wait();
+                    let event = Event::merge_outcome(from, kind, origin, result);
                     self.event(side, event);
                 }
             }

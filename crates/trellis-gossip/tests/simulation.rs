@@ -242,15 +242,7 @@ impl Sim {
                         .store
                         .merge(&collection, &key, state, origin)
                         .wait();
-                    let event = match merged {
-                        Ok(merged) => Event::Merged {
-                            from,
-                            kind,
-                            origin,
-                            grew: merged.grew,
-                        },
-                        Err(_) => Event::MergeFailed { from, kind },
-                    };
+                    let event = Event::merge_outcome(from, kind, origin, merged);
                     self.event(node, event);
                 }
             }

@@ -250,22 +250,14 @@ impl<S: Store> Driver<S> {
                 kind,
                 origin,
                 result,
-            } => match result {
-                Ok(merged) => {
-                    self.protocol(Event::Merged {
-                        from,
-                        kind,
-                        origin,
-                        grew: merged.grew,
-                    })
-                    .await;
-                }
-                Err(err) => {
+            } => {
+                if let Err(err) = &result {
                     self.refused_merges += 1;
                     tracing::warn!(peer = %from, %err, "refused a remote change");
-                    self.protocol(Event::MergeFailed { from, kind }).await;
                 }
-            },
+                self.protocol(Event::merge_outcome(from, kind, origin, result))
+                    .await;
+            }
             Input::Status(reply) => {
                 let _ = reply.send(self.status());
             }
