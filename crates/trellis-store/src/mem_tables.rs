@@ -144,13 +144,14 @@ impl WriteTables for MemTables {
         Ok(())
     }
 
-    fn replace_index(
+    fn retain_index(
         &mut self,
         collection: &str,
-        entries: &[(String, StoredEntry)],
+        keep: &mut dyn FnMut(&str) -> bool,
     ) -> Result<(), StoreError> {
-        self.index
-            .insert(collection.to_owned(), entries.iter().cloned().collect());
+        if let Some(index) = self.index.get_mut(collection) {
+            index.retain(|key, _| keep(key));
+        }
         Ok(())
     }
 

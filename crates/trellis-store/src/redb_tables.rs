@@ -381,18 +381,13 @@ impl WriteTables for RedbWrite<'_> {
         Ok(())
     }
 
-    fn replace_index(
+    fn retain_index(
         &mut self,
         collection: &str,
-        entries: &[(String, StoredEntry)],
+        keep: &mut dyn FnMut(&str) -> bool,
     ) -> Result<(), StoreError> {
-        let name = index_table(collection);
-        self.open.get_mut().remove(&name);
-        self.txn.delete_table(definition(&name))?;
-        let table = self.table(name)?;
-        for (key, entry) in entries {
-            table.insert(key.as_str(), encode_index_entry(entry).as_slice())?;
-        }
+        self.table(index_table(collection))?
+            .retain(|key, _| keep(key))?;
         Ok(())
     }
 

@@ -71,11 +71,11 @@ pub(crate) trait WriteTables: ReadTables {
     /// Removes an index entry.
     fn remove_index_entry(&mut self, collection: &str, key: &str) -> Result<(), StoreError>;
 
-    /// Replaces every index entry of `collection`.
-    fn replace_index(
+    /// Removes every index entry of `collection` whose key `keep` refuses.
+    fn retain_index(
         &mut self,
         collection: &str,
-        entries: &[(String, StoredEntry)],
+        keep: &mut dyn FnMut(&str) -> bool,
     ) -> Result<(), StoreError>;
 
     /// Moves raw bytes into quarantine.
