@@ -385,9 +385,14 @@ struct Writer {
 
 impl Writer {
     fn start(site: &Site, stop: &Arc<AtomicBool>) -> Writer {
+        Writer::start_as(site, &site.name, stop)
+    }
+
+    /// A writer whose keys are `w-NAME-N`.
+    fn start_as(site: &Site, name: &str, stop: &Arc<AtomicBool>) -> Writer {
         let acked = Arc::new(Mutex::new(Vec::new()));
         let failed = Arc::new(Mutex::new(0));
-        let (http, name, stop) = (site.http(), site.name.clone(), Arc::clone(stop));
+        let (http, name, stop) = (site.http(), name.to_owned(), Arc::clone(stop));
         let (acks, fails) = (Arc::clone(&acked), Arc::clone(&failed));
         let thread = std::thread::spawn(move || {
             // Bounded: at most this many writes, whatever happens.
@@ -1322,4 +1327,54 @@ fn run_refuses_an_open_api_off_loopback_and_names_the_bad_config_key() {
     std::fs::write(&site.config, "data_dir = ").unwrap();
     let (ok, stderr) = run_expecting_exit(dir.path(), &["run", "--config", config], &[]);
     assert!(!ok && stderr.contains("not valid TOML"), "{stderr}");
+}
+
+#[test]
+fn sigterm_in_the_middle_of_writes_exits_0_and_keeps_every_acknowledged_write() {
+    let dir = ScratchDir::new("e2e-sigterm-writes");
+    let mut site = lone_site(dir.path(), "busy", "");
+    site.start();
+    let stop = Arc::new(AtomicBool::new(false));
+    let writers: Vec<Writer> = (0..4)
+        .map(|n| Writer::start_as(&site, &format!("busy-{n}"), &stop))
+        .collect();
+    for writer in &writers {
+        writer.wait_acked(20, "writes acknowledged before SIGTERM");
+    }
+    let status = site.signal_and_wait("TERM");
+    assert!(
+        status.success(),
+        "SIGTERM under load: exit {status}, expected 0:\n{}",
+        site.log_tail()
+    );
+    // The writers see the node go away; then they are stopped.
+    for writer in &writers {
+        let failed = writer.failed();
+        wait_for(
+            Duration::from_secs(30),
+            "writes failing once the node is gone",
+            || {
+                if writer.failed() > failed {
+                    Ok(())
+                } else {
+                    Err("no failure yet".into())
+                }
+            },
+        );
+    }
+    stop.store(true, Ordering::Relaxed);
+    let acked: BTreeMap<String, Value> = writers.into_iter().flat_map(Writer::finish).collect();
+    assert!(acked.len() >= 80, "{}", acked.len());
+
+    site.start();
+    let records = all_records(&site.http(), "writes");
+    let lost: Vec<&String> = acked
+        .iter()
+        .filter(|(key, value)| records.get(*key) != Some(*value))
+        .map(|(key, _)| key)
+        .collect();
+    assert!(
+        lost.is_empty(),
+        "acknowledged writes lost across SIGTERM: {lost:?}"
+    );
 }
