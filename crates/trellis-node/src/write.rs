@@ -7,6 +7,7 @@ use std::collections::BTreeSet;
 use std::str::FromStr;
 use std::time::Duration;
 
+use trellis_crdt::ReplicaId;
 use trellis_gossip::driver::GossipHandle;
 use trellis_gossip::membership::members;
 use trellis_store::{Applied, Mutation, Store, StoreError};
@@ -98,12 +99,19 @@ pub enum WriteError {
     Store(#[from] StoreError),
 }
 
-/// The number of sites in the cluster: membership entries, this node's
-/// own included.
-pub fn cluster_sites(store: &impl Store) -> usize {
+/// The number of sites in the cluster, this one included: every node in
+/// the membership collection or otherwise known to replication (a seed
+/// or a node that connected here before its membership entry arrived).
+pub async fn cluster_sites<S: Store>(gossip: &GossipHandle<S>) -> usize {
+    let store = &**gossip.store();
     let me = store.replica_id();
-    let entries = members(store);
-    entries.len() + usize::from(!entries.iter().any(|member| member.id == me))
+    let mut sites: BTreeSet<ReplicaId> =
+        members(store).into_iter().map(|member| member.id).collect();
+    if let Some(status) = gossip.status().await {
+        sites.extend(status.peers.iter().map(|peer| peer.id));
+    }
+    sites.insert(me);
+    sites.len()
 }
 
 /// Applies `mutation` durably here, then waits up to `timeout` until
@@ -117,7 +125,7 @@ pub async fn write<S: Store>(
     level: WaitLevel,
     timeout: Duration,
 ) -> Result<WriteOutcome, WriteError> {
-    let cluster_sites = cluster_sites(&**gossip.store());
+    let cluster_sites = cluster_sites(gossip).await;
     let required = level.required(cluster_sites).map_err(WriteError::Level)?;
     let (applied, mut acks) = gossip.apply_tracked(collection, key, mutation).await?;
     let token = CausalToken::of(collection, key, &applied.record);
