@@ -1539,3 +1539,39 @@ fn a_consumer_behind_the_retained_change_feed_gets_410_and_can_start_over() {
     assert_eq!(page["records"].as_array().unwrap().len(), 30);
     small.runtime.block_on(small.node.shutdown());
 }
+
+#[test]
+fn delete_is_an_observed_remove_a_concurrent_update_survives() {
+    let api = api();
+    let path = record_path("observed", "k");
+    api.put("observed", "k", &json!({"name": "Ada", "stage": "new"}));
+    assert_eq!(api.send("DELETE", &path, None).status, 200);
+    api.get(&path)
+        .assert_error(404, "not_found", "after the delete");
+    // An update made at another replica that had not seen the delete (nor
+    // the write before it) arrives afterwards: it survives the delete.
+    let other = ReplicaId(0x0bad_cafe_0bad_cafe);
+    let time = Timestamp::from_millis(trellis_crdt::wall_clock_millis());
+    let concurrent = Record::from_json(&json!({"stage": "won"}), other, time).unwrap();
+    let store = harness().node.gossip().store().clone();
+    harness()
+        .runtime
+        .block_on(store.merge(
+            "observed",
+            "k",
+            concurrent,
+            Origin {
+                replica: other,
+                time,
+                full_state: false,
+            },
+        ))
+        .unwrap();
+    assert_eq!(
+        api.record("observed", "k"),
+        Some(json!({"stage": "won"})),
+        "the fields the delete observed stay deleted; the concurrent one survives"
+    );
+    let listed = api.get("/v1/collections/observed/records").json();
+    assert_eq!(listed["records"][0]["key"], "k", "{listed}");
+}
