@@ -1575,3 +1575,31 @@ fn delete_is_an_observed_remove_a_concurrent_update_survives() {
     let listed = api.get("/v1/collections/observed/records").json();
     assert_eq!(listed["records"][0]["key"], "k", "{listed}");
 }
+
+#[test]
+fn the_exposition_check_refuses_malformed_metrics() {
+    let good = "# HELP t_total Things.\n# TYPE t_total counter\nt_total{site=\"a \\\"b\\\"\"} 3\n\
+                # TYPE d histogram\nd_bucket{p=\"x\",le=\"0.1\"} 1\nd_bucket{p=\"x\",le=\"+Inf\"} 2\n\
+                d_sum{p=\"x\"} 0.3\nd_count{p=\"x\"} 2\n# EOF\n";
+    check_exposition_format(good);
+    let bad = [
+        ("a sample of no declared family", "x 1\n"),
+        ("a bad value", "# TYPE g gauge\ng{a=\"b\"} one\n"),
+        ("an unterminated label", "# TYPE g gauge\ng{a=\"b} 1\n"),
+        ("a bad escape", "# TYPE g gauge\ng{a=\"\\x\"} 1\n"),
+        ("TYPE twice", "# TYPE g gauge\n# TYPE g gauge\ng 1\n"),
+        ("a negative counter", "# TYPE c counter\nc_total -1\n"),
+        (
+            "buckets not cumulative",
+            "# TYPE d histogram\nd_bucket{le=\"0.1\"} 2\nd_bucket{le=\"+Inf\"} 1\nd_count 1\n",
+        ),
+        (
+            "+Inf is not the count",
+            "# TYPE d histogram\nd_bucket{le=\"0.1\"} 1\nd_bucket{le=\"+Inf\"} 12\nd_count 2\n",
+        ),
+    ];
+    for (what, text) in bad {
+        let refused = std::panic::catch_unwind(|| check_exposition_format(text)).is_err();
+        assert!(refused, "{what} was accepted: {text:?}");
+    }
+}
