@@ -21,16 +21,22 @@
 //! exactly; a golden test fails if an upgrade changes its output, in which
 //! case the upgrade needs a new format version.
 //!
-//! Version 1 (before 2026-12-07) had no packing byte: its body followed the
-//! version byte directly, in the same layout. Decoding still reads it;
-//! encoding always writes the current version.
+//! History: version 1 (until 2026-12-07) had no packing byte and wrote a
+//! set's dots with their full replica ids; version 2 (one commit on
+//! 2026-12-07) added the packing byte and compression. Version 3 writes an
+//! [`AwSet`](crate::AwSet) with each replica id once (see its
+//! "Encoding"). Decoding versions 1 and 2 fails with
+//! [`DecodeError::OutdatedVersion`], which says so: their set layout can
+//! not be told apart from version 3's inside a body.
 //!
 //! Decoding treats its input as hostile: the input length is checked
 //! against a limit before anything is read; a compressed body may claim at
 //! most that limit once decompressed, and must decompress to exactly the
-//! length it claims; the length prefixes inside the body may claim at most
-//! about four times the body's size in total (so a short input cannot make
-//! the decoder allocate a large buffer); and malformed input returns a
+//! length it claims; the length prefixes and integers inside the body may
+//! claim at most about sixteen times the body's size in total (bincode
+//! counts a one-byte varint as the 8 bytes it decodes to, so a legitimate
+//! body claims up to eight times its length; a short input still cannot
+//! make the decoder allocate a large buffer); and malformed input returns a
 //! [`DecodeError`], never a panic.
 //!
 //! ```
@@ -54,10 +60,7 @@ use bincode::config::{self, Configuration, Limit, LittleEndian, Varint};
 use serde::{de::DeserializeOwned, Serialize};
 
 /// The first byte of every encoding.
-pub const FORMAT_VERSION: u8 = 2;
-
-/// The version before the packing byte existed; still decoded.
-const LEGACY_VERSION: u8 = 1;
+pub const FORMAT_VERSION: u8 = 3;
 
 /// Packing byte: the body follows as it is.
 pub const PLAIN: u8 = 0;
@@ -97,22 +100,24 @@ fn decode_claiming<T: DeserializeOwned, const LIMIT: usize>(
     bincode::serde::decode_from_slice(body, encoding::<LIMIT>())
 }
 
-/// Picks the smallest claim cap of at least four times the input (and
-/// 4 KiB): a legitimate encoding never claims more than its own length.
+/// Picks the smallest claim cap of at least sixteen times the body (and
+/// 16 KiB). bincode counts a decoded integer as its in-memory size, so a
+/// one-byte varint claims 8 bytes: a legitimate body claims at most about
+/// eight times its length.
 fn decode_body<T: DeserializeOwned>(
     body: &[u8],
 ) -> Result<(T, usize), bincode::error::DecodeError> {
     let len = body.len();
     if len <= 1 << 10 {
-        decode_claiming::<T, { 4 << 10 }>(body)
+        decode_claiming::<T, { 16 << 10 }>(body)
     } else if len <= 16 << 10 {
-        decode_claiming::<T, { 64 << 10 }>(body)
+        decode_claiming::<T, { 256 << 10 }>(body)
     } else if len <= 256 << 10 {
-        decode_claiming::<T, { 1 << 20 }>(body)
+        decode_claiming::<T, { 4 << 20 }>(body)
     } else if len <= 4 << 20 {
-        decode_claiming::<T, { 16 << 20 }>(body)
+        decode_claiming::<T, { 64 << 20 }>(body)
     } else if len <= 64 << 20 {
-        decode_claiming::<T, { 256 << 20 }>(body)
+        decode_claiming::<T, { 1 << 30 }>(body)
     } else {
         decode_claiming::<T, { usize::MAX }>(body)
     }
@@ -130,6 +135,16 @@ pub enum DecodeError {
          upgrade this node to read data written by a newer one"
     )]
     UnsupportedVersion {
+        /// The version byte found.
+        found: u8,
+    },
+    /// The version byte names an older format this build no longer reads.
+    #[error(
+        "format version {found} was written by an older Trellis build; this build reads only \
+         version {FORMAT_VERSION} (sets are laid out differently since): read the data with the \
+         older build and write it again through this one"
+    )]
+    OutdatedVersion {
         /// The version byte found.
         found: u8,
     },
@@ -206,7 +221,7 @@ pub fn decode_with_limit<T: DeserializeOwned>(
     }
     match version {
         FORMAT_VERSION => {}
-        LEGACY_VERSION => return decode_plain(rest),
+        found @ 1..FORMAT_VERSION => return Err(DecodeError::OutdatedVersion { found }),
         found => return Err(DecodeError::UnsupportedVersion { found }),
     }
     match rest.split_first() {
@@ -340,13 +355,14 @@ mod tests {
     }
 
     #[test]
-    fn version_1_still_decodes() {
-        // Version 1: no packing byte, the same body layout.
-        let value = (7u64, String::from("lead"));
-        let plain = encode(&value);
-        let mut legacy = vec![LEGACY_VERSION];
-        legacy.extend_from_slice(&plain[2..]);
-        assert_eq!(decode::<(u64, String)>(&legacy).unwrap(), value);
+    fn older_versions_are_refused_clearly() {
+        for found in 1..FORMAT_VERSION {
+            let err = decode::<u8>(&[found, PLAIN, 1]).unwrap_err();
+            assert_eq!(err, DecodeError::OutdatedVersion { found });
+            assert!(err.to_string().contains("older Trellis build"), "{err}");
+        }
+        let err = decode::<u8>(&[0, 1]).unwrap_err();
+        assert_eq!(err, DecodeError::UnsupportedVersion { found: 0 });
     }
 
     #[test]
@@ -425,7 +441,7 @@ mod tests {
         let digest = crate::Digest::of(&compressible());
         assert_eq!(
             digest.to_hex(),
-            "a242130b7d59e34c1c88a255eb26e73eb5296a02bf2c4f5ce29a40b136a11d9f"
+            "a4de5cbdd611df056cfac3e85b1f2175f062ea2bd5c855eb79d071fc91a0848a"
         );
     }
 

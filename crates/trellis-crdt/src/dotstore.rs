@@ -163,6 +163,15 @@ impl DotSet {
         DotSet(DotFun::single(dot, ()))
     }
 
+    /// A set of the given dots, in any order; repeats count once.
+    pub(crate) fn from_dots(mut dots: Vec<Dot>) -> Self {
+        dots.sort_unstable();
+        dots.dedup();
+        DotSet(DotFun {
+            entries: dots.into_iter().map(|dot| (dot, ())).collect(),
+        })
+    }
+
     /// The dots, in order.
     pub fn iter(&self) -> impl Iterator<Item = Dot> + '_ {
         self.0.iter().map(|(dot, ())| *dot)
