@@ -18,10 +18,14 @@ pub struct ScratchDir {
 }
 
 impl ScratchDir {
-    /// `target/tmp/<name>-<pid>`, emptied first.
+    /// `target/tmp/<name>-<pid>`, emptied first. Directories of the same
+    /// name left by test processes that are gone (a failed test keeps its
+    /// directory to be looked at; a node shared by a whole test binary is
+    /// never dropped) are removed.
     pub fn new(name: &str) -> ScratchDir {
-        let path =
-            Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}-{}", std::process::id()));
+        let root = Path::new(env!("CARGO_TARGET_TMPDIR"));
+        remove_stale(root, name);
+        let path = root.join(format!("{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&path);
         std::fs::create_dir_all(&path).unwrap();
         ScratchDir { path }
@@ -30,6 +34,31 @@ impl ScratchDir {
     /// The directory.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+}
+
+/// Removes `root/<name>-<pid>` for every pid that is no longer a process
+/// (where `/proc` tells).
+fn remove_stale(root: &Path, name: &str) {
+    if !Path::new("/proc/self").exists() {
+        return;
+    }
+    let Ok(entries) = std::fs::read_dir(root) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let file_name = entry.file_name();
+        let Some(pid) = file_name
+            .to_str()
+            .and_then(|n| n.strip_prefix(name))
+            .and_then(|rest| rest.strip_prefix('-'))
+            .filter(|pid| pid.parse::<u32>().is_ok())
+        else {
+            continue;
+        };
+        if !Path::new("/proc").join(pid).exists() {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
     }
 }
 
