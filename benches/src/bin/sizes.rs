@@ -1,9 +1,12 @@
 //! Encoded sizes of the merged benchmark states, and a check that every
 //! implementation reached the same contents at full size.
 //!
-//! Trellis encodes with `trellis_crdt::codec::encode`; crdts with bincode
-//! 2.0.1 serde in its standard configuration; automerge with
-//! `AutoCommit::save` (its compressed document format).
+//! Trellis encodes with `trellis_crdt::codec::encode` (which compresses
+//! bodies of 16 KiB or more); crdts with bincode 2.0.1 serde in its
+//! standard configuration; automerge with `AutoCommit::save` (its
+//! compressed document format). "trellis, uncompressed" is the same codec
+//! body left plain (bincode standard plus the two framing bytes), to show
+//! what the layout alone gives.
 //!
 //! Run with `cargo run --release -p trellis-benches --bin sizes`.
 
@@ -25,8 +28,11 @@ fn ratio(peer: usize, ours: usize) -> String {
 fn main() {
     println!("Set, 100 000 elements, two replicas merged (bytes):");
     println!();
-    println!("| edits per replica | elements | trellis | crdts (bincode) | crdts / trellis |");
-    println!("|---|---:|---:|---:|---:|");
+    println!(
+        "| edits per replica | elements | trellis | trellis, uncompressed | crdts (bincode) \
+         | trellis / crdts | uncompressed / crdts |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|");
     for percent in EDIT_PERCENTS {
         let workload = SetWorkload::new(SET_SIZE, percent);
         let (a, b) = set::ours_diverged(&workload);
@@ -37,10 +43,12 @@ fn main() {
         assert_eq!(members, set::expected_members(&workload));
         assert_eq!(set::peer_members(&peer), members);
         let (ours_len, peer_len) = (codec::encode(&ours).len(), bincode_len(&peer));
+        let plain_len = bincode_len(&ours) + 2;
         println!(
-            "| {percent}% | {} | {ours_len} | {peer_len} | {} |",
+            "| {percent}% | {} | {ours_len} | {plain_len} | {peer_len} | {} | {} |",
             members.len(),
-            ratio(peer_len, ours_len)
+            ratio(ours_len, peer_len),
+            ratio(plain_len, peer_len)
         );
     }
 
@@ -48,11 +56,11 @@ fn main() {
     println!("Records, 12 500 × 8 fields, two replicas merged (bytes):");
     println!();
     println!(
-        "| edits per replica | trellis | trellis, per-record encodings summed | crdts (bincode) \
-         | automerge doc per record | automerge one doc | crdts / trellis \
-         | automerge per record / trellis | automerge one doc / trellis |"
+        "| edits per replica | trellis | trellis, uncompressed | trellis, per-record encodings summed \
+         | crdts (bincode) | automerge doc per record | automerge one doc | trellis / crdts \
+         | uncompressed / crdts | per record / crdts | automerge one doc / trellis |"
     );
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for percent in EDIT_PERCENTS {
         let workload = RecordWorkload::new(RECORDS, percent);
         let expected = records::expected_contents(&workload);
@@ -61,6 +69,7 @@ fn main() {
         let ours = records::ours_merge(a, b);
         assert_eq!(records::ours_contents(&ours), expected);
         let ours_len = codec::encode(&ours).len();
+        let plain_len = bincode_len(&ours) + 2;
         let ours_split: usize = ours
             .iter()
             .map(|(key, record)| codec::encode(key).len() + codec::encode(record).len())
@@ -88,9 +97,11 @@ fn main() {
         let doc_len = doc.save().len();
 
         println!(
-            "| {percent}% | {ours_len} | {ours_split} | {peer_len} | {docs_len} | {doc_len} | {} | {} | {} |",
-            ratio(peer_len, ours_len),
-            ratio(docs_len, ours_len),
+            "| {percent}% | {ours_len} | {plain_len} | {ours_split} | {peer_len} | {docs_len} | {doc_len} \
+             | {} | {} | {} | {} |",
+            ratio(ours_len, peer_len),
+            ratio(plain_len, peer_len),
+            ratio(ours_split, peer_len),
             ratio(doc_len, ours_len)
         );
     }
