@@ -1,5 +1,6 @@
 //! What the report binaries share: settings from the environment,
-//! percentiles and millisecond formatting.
+//! percentiles, millisecond formatting, and an HTTP agent for driving a
+//! node's API.
 
 use std::time::Duration;
 
@@ -23,6 +24,16 @@ pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
 /// `d` as milliseconds with two decimals.
 pub fn millis(d: Duration) -> String {
     format!("{:.2} ms", d.as_secs_f64() * 1e3)
+}
+
+/// A keep-alive HTTP/1.1 agent that returns error statuses as answers
+/// (not errors) and gives up on a request after 60 s.
+pub fn http_agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(60)))
+        .build()
+        .into()
 }
 
 #[cfg(test)]

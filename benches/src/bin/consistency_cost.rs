@@ -21,16 +21,8 @@
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use trellis_benches::report::{millis, percentile, setting};
+use trellis_benches::report::{http_agent, millis, percentile, setting};
 use trellis_node::quickstart::Cluster;
-
-fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(60)))
-        .build()
-        .into()
-}
 
 /// PUTs `value` and returns the answer's status and body.
 fn put(agent: &ureq::Agent, url: &str, value: &Value) -> (u16, Value) {
@@ -62,7 +54,7 @@ fn round(a: &str, level: &str, clients: u64, writes: u64, round: usize) -> Vec<D
             let a = a.to_owned();
             let level = level.to_owned();
             std::thread::spawn(move || {
-                let agent = agent();
+                let agent = http_agent();
                 let mut latencies = Vec::new();
                 for n in 0..writes {
                     let url = format!(
@@ -90,7 +82,7 @@ fn read_your_writes(a: &str, b: &str, clients: u64, writes: u64) -> (Vec<Duratio
         .map(|client| {
             let (a, b) = (a.to_owned(), b.to_owned());
             std::thread::spawn(move || {
-                let agent = agent();
+                let agent = http_agent();
                 let (mut write, mut read) = (Vec::new(), Vec::new());
                 for n in 0..writes {
                     let path = format!("/v1/collections/leads/records/ryw-{client}-{n}");
@@ -134,7 +126,7 @@ fn main() {
         .unwrap_or_else(|err| panic!("cluster: {err}"));
     let urls: Vec<String> = cluster.nodes.iter().map(|node| node.api_url()).collect();
     // Let the sites link up: a wait=all write succeeds only once they have.
-    let agent = agent();
+    let agent = http_agent();
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let url = format!(

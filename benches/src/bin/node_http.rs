@@ -29,34 +29,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
+use trellis_benches::report::{http_agent, millis, percentile, setting};
 use trellis_node::quickstart::Cluster;
-
-fn setting(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|value| value.parse().ok())
-        .unwrap_or(default)
-}
-
-fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(60)))
-        .build()
-        .into()
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let at = ((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len());
-    sorted[at - 1]
-}
-
-fn millis(d: Duration) -> String {
-    format!("{:.2} ms", d.as_secs_f64() * 1e3)
-}
 
 /// What one client did: latencies, and for acknowledged writes the key,
 /// when it was sent and when it was acknowledged.
@@ -76,7 +50,7 @@ fn load(base: &str, clients: u64, seconds: u64, write: bool) -> (Vec<ClientLog>,
         .map(|client| {
             let base = base.to_owned();
             std::thread::spawn(move || {
-                let agent = agent();
+                let agent = http_agent();
                 let mut log = ClientLog::default();
                 let mut i = 0u64;
                 while Instant::now() < deadline {
@@ -117,7 +91,7 @@ fn load(base: &str, clients: u64, seconds: u64, write: bool) -> (Vec<ClientLog>,
 /// Follows `base`'s change feed from `since` until `stop`, noting when
 /// each change to `bench` arrived.
 fn follow(base: String, since: u64, stop: Arc<AtomicBool>) -> HashMap<String, Instant> {
-    let agent = agent();
+    let agent = http_agent();
     let mut arrived = HashMap::new();
     let mut since = since;
     // After `stop`, one more poll that finds nothing new ends it.
@@ -154,7 +128,7 @@ fn follow(base: String, since: u64, stop: Arc<AtomicBool>) -> HashMap<String, In
 }
 
 fn get_json(base: &str, path: &str) -> Value {
-    agent()
+    http_agent()
         .get(format!("{base}{path}"))
         .call()
         .expect("the node answers")
