@@ -57,6 +57,13 @@ pub struct ApiConfig {
     pub max_body_bytes: usize,
     /// The deepest nesting of a JSON body. Default 32.
     pub max_json_depth: usize,
+    /// The most API connections open at once; more are closed as soon as
+    /// they are accepted. Default 1024.
+    pub max_connections: usize,
+    /// A connection that sends or takes nothing for this long is closed.
+    /// Default `30s`.
+    #[serde(with = "duration_text")]
+    pub idle_timeout: Duration,
 }
 
 impl Default for ApiConfig {
@@ -66,6 +73,8 @@ impl Default for ApiConfig {
             tokens: Vec::new(),
             max_body_bytes: 1 << 20,
             max_json_depth: 32,
+            max_connections: 1024,
+            idle_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -450,6 +459,12 @@ impl NodeConfig {
             return bad(
                 "api.tokens",
                 "every token must be at least 16 characters; generate one with `openssl rand -hex 32`".into(),
+            );
+        }
+        if self.api.max_connections == 0 || self.api.idle_timeout.is_zero() {
+            return bad(
+                "api.max_connections",
+                "api.max_connections and api.idle_timeout must be above zero".into(),
             );
         }
         if self.api.max_body_bytes == 0 || self.api.max_json_depth == 0 {

@@ -12,7 +12,7 @@ use trellis_gossip::driver::{self, DriverConfig, GossipHandle};
 use trellis_net::{Endpoint, NetConfig, ALPN_COUNTER, ALPN_GOSSIP};
 use trellis_store::{Mutation, RedbStore, StoreError};
 
-use crate::api::{router, AppState};
+use crate::api::{router, AppState, BoundedListener};
 use crate::causal::CausalToken;
 use crate::write::{self, WaitLevel, WriteError, WriteOutcome};
 use crate::{DataDir, NodeConfig, NodeError};
@@ -99,6 +99,11 @@ impl Node {
         };
         let (stop_api, stopped) = oneshot::channel();
         let app = router(state);
+        let listener = BoundedListener::new(
+            listener,
+            config.api.max_connections,
+            config.api.idle_timeout,
+        );
         let api_task = tokio::spawn(async move {
             let serve = axum::serve(listener, app).with_graceful_shutdown(async {
                 let _ = stopped.await;

@@ -12,12 +12,14 @@
 //! - `input.rs`: body, JSON and query extraction with limits.
 //! - `wait.rs`: write wait levels and `?after=` causal reads.
 //! - `auth.rs`: bearer tokens.
+//! - `listener.rs`: the bounded, timed-out TCP listener.
 
 mod auth;
 mod changes;
 mod counters;
 mod error;
 mod input;
+mod listener;
 mod metrics;
 mod openapi;
 mod patch;
@@ -35,6 +37,7 @@ use trellis_gossip::driver::GossipHandle;
 use trellis_store::RedbStore;
 
 pub use error::ApiError;
+pub use listener::BoundedListener;
 pub use openapi::{openapi_document, OPENAPI_JSON};
 
 use crate::config::ApiConfig;
