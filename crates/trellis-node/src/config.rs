@@ -155,6 +155,10 @@ pub struct StoreSection {
     pub max_record_bytes: usize,
     /// Most fields in one record. Default 1024.
     pub max_fields: usize,
+    /// Milliseconds added to the system clock this node's hybrid clock
+    /// reads. Leave it 0: it exists to test clock skew (the fault
+    /// harness runs a node whose clock is off with it).
+    pub clock_offset_ms: i64,
 }
 
 impl Default for StoreSection {
@@ -168,6 +172,7 @@ impl Default for StoreSection {
             max_key_bytes: store.limits.max_key_bytes,
             max_record_bytes: store.limits.max_record_bytes,
             max_fields: store.limits.max_fields,
+            clock_offset_ms: 0,
         }
     }
 }
@@ -189,6 +194,7 @@ impl StoreSection {
             },
             change_retention: self.change_retention,
             max_clock_skew: self.max_clock_skew,
+            clock_offset_ms: self.clock_offset_ms,
             ..trellis_store::StoreConfig::default()
         }
     }

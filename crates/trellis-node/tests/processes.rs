@@ -245,6 +245,11 @@ fn three_sites(dir: &Path) -> Vec<Site> {
 /// [`three_sites`], with `extra` appended to each config's `[api]`
 /// section (which may open further sections).
 fn three_sites_with(dir: &Path, extra: &str) -> Vec<Site> {
+    three_sites_each(dir, [extra; 3])
+}
+
+/// [`three_sites_with`], with each site's own `extra`.
+fn three_sites_each(dir: &Path, extras: [&str; 3]) -> Vec<Site> {
     let ca = dir.join("ca");
     let out = setup(&[
         "cert",
@@ -260,7 +265,7 @@ fn three_sites_with(dir: &Path, extra: &str) -> Vec<Site> {
     (0..3)
         .map(|i| {
             let seeds: Vec<u16> = (0..3).filter(|j| *j != i).map(|j| peer[j]).collect();
-            Site::create(dir, &ca, names[i], (api[i], peer[i]), &seeds, extra)
+            Site::create(dir, &ca, names[i], (api[i], peer[i]), &seeds, extras[i])
         })
         .collect()
 }
@@ -1377,4 +1382,69 @@ fn sigterm_in_the_middle_of_writes_exits_0_and_keeps_every_acknowledged_write() 
         lost.is_empty(),
         "acknowledged writes lost across SIGTERM: {lost:?}"
     );
+}
+
+#[test]
+fn a_clock_beyond_the_skew_limit_is_refused_and_one_within_it_keeps_causal_order() {
+    let dir = ScratchDir::new("e2e-skew");
+    // A's clock is right; B's runs 10 minutes ahead (beyond the 60 s
+    // limit); C's 30 s ahead (within it).
+    let mut sites = three_sites_each(
+        dir.path(),
+        [
+            "",
+            "\n[store]\nclock_offset_ms = 600000\n",
+            "\n[store]\nclock_offset_ms = 30000\n",
+        ],
+    );
+    for site in &mut sites {
+        site.start();
+    }
+    wait_linked(&sites);
+    let (a, b, c) = (sites[0].http(), sites[1].http(), sites[2].http());
+
+    // B's write is stamped 10 minutes ahead: A and C refuse it rather than
+    // take it into the future; it stays at B.
+    put_token(&b, "from-the-future", &json!({"at": "B"}));
+    let from_a = put_token(&a, "from-the-present", &json!({"at": "A"}));
+    // A's write reaches B (it is in B's past), while B's never reaches A.
+    let path = format!(
+        "{}?after={from_a}&timeout=20s",
+        common::record_path("leads", "from-the-present")
+    );
+    assert_eq!(b.get(&path).status, 200, "A's write reached B");
+    wait_for(Duration::from_secs(20), "A refusing B's changes", || {
+        let status = a.get("/v1/status").json();
+        let refused = status["replication"]["refused_merges"]
+            .as_u64()
+            .unwrap_or(0);
+        if refused > 0 {
+            Ok(())
+        } else {
+            Err(status["replication"].to_string())
+        }
+    });
+    assert_eq!(a.record("leads", "from-the-future"), None);
+    assert_eq!(c.record("leads", "from-the-future"), None);
+
+    // C runs 30 s ahead, within the limit: its write is accepted, and a
+    // write A makes after reading it wins, though A's clock is behind C's.
+    let from_c = put_token(&c, "order", &json!({"by": "C"}));
+    let path = format!(
+        "{}?after={from_c}&timeout=20s",
+        common::record_path("leads", "order")
+    );
+    assert_eq!(a.get(&path).status, 200, "C's write reached A");
+    let from_a = put_token(&a, "order", &json!({"by": "A, after reading C"}));
+    let path = format!(
+        "{}?after={from_a}&timeout=20s",
+        common::record_path("leads", "order")
+    );
+    assert_eq!(c.get(&path).status, 200);
+    for http in [&a, &c] {
+        assert_eq!(
+            http.record("leads", "order"),
+            Some(json!({"by": "A, after reading C"}))
+        );
+    }
 }

@@ -10,8 +10,6 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use trellis_crdt::wall_clock_millis;
-
 use crate::acker::Acker;
 use crate::redb_store::Shared;
 use crate::redb_tables::RedbWrite;
@@ -110,7 +108,7 @@ fn commit_batch(
         })?;
         {
             let mut tables = RedbWrite::new(&txn)?;
-            let wall_ms = wall_clock_millis();
+            let wall_ms = shared.wall_ms();
             for request in batch {
                 outcomes.push(request.run(writer, &mut tables, wall_ms, &mut effects));
             }

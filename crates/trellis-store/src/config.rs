@@ -57,6 +57,23 @@ pub struct StoreConfig {
     pub max_batch: usize,
     /// How far ahead of local time a remote timestamp may be. Default 60 s.
     pub max_clock_skew: Duration,
+    /// Milliseconds added to the system clock before the hybrid clock
+    /// reads it. 0 (the default) in production; tests and the fault
+    /// harness set it to run a node whose clock is off.
+    pub clock_offset_ms: i64,
+}
+
+impl StoreConfig {
+    /// The wall clock this store's hybrid clock reads: the system clock
+    /// shifted by [`clock_offset_ms`](Self::clock_offset_ms).
+    pub fn wall_clock_ms(&self) -> u64 {
+        offset_clock(trellis_crdt::wall_clock_millis(), self.clock_offset_ms)
+    }
+}
+
+/// `wall` shifted by `offset` milliseconds, saturating.
+pub(crate) fn offset_clock(wall: u64, offset: i64) -> u64 {
+    wall.saturating_add_signed(offset)
 }
 
 impl Default for StoreConfig {
@@ -67,6 +84,7 @@ impl Default for StoreConfig {
             change_retention: 1_000_000,
             max_batch: 4096,
             max_clock_skew: Duration::from_secs(60),
+            clock_offset_ms: 0,
         }
     }
 }

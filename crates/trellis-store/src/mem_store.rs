@@ -43,9 +43,13 @@ struct MemState {
 }
 
 impl MemStore {
-    /// An empty store for `replica`, reading the system clock.
+    /// An empty store for `replica`, reading the system clock (shifted by
+    /// [`StoreConfig::clock_offset_ms`]).
     pub fn new(replica: ReplicaId, config: StoreConfig) -> Self {
-        Self::with_wall_clock(replica, config, Arc::new(wall_clock_millis))
+        let offset = config.clock_offset_ms;
+        let wall: WallClock =
+            Arc::new(move || crate::config::offset_clock(wall_clock_millis(), offset));
+        Self::with_wall_clock(replica, config, wall)
     }
 
     /// An empty store whose hybrid clock reads wall time from `wall`.

@@ -26,6 +26,15 @@ pub(crate) struct Shared {
     pub common: Common,
     pub clock: SharedClock,
     pub limits: Limits,
+    /// Added to the system clock (see [`StoreConfig::clock_offset_ms`]).
+    pub clock_offset_ms: i64,
+}
+
+impl Shared {
+    /// The wall clock the hybrid clock reads.
+    pub fn wall_ms(&self) -> u64 {
+        crate::config::offset_clock(wall_clock_millis(), self.clock_offset_ms)
+    }
 }
 
 /// The durable store: records, indexes and change feed in one redb file,
@@ -111,6 +120,7 @@ impl RedbStore {
             common: Common::new(replica, indexes, writer.last_seq),
             clock: writer.clock.clone(),
             limits: config.limits.clone(),
+            clock_offset_ms: config.clock_offset_ms,
         });
         shared.common.counters.rebuilt(rebuilt.0);
         shared.common.counters.corrupt(rebuilt.1);
@@ -178,7 +188,7 @@ impl RedbStore {
         } else {
             Stored::Missing
         };
-        let time = shared.clock.tick(wall_clock_millis());
+        let time = shared.clock.tick(shared.wall_ms());
         let prepared = prepare(
             &shared.limits,
             shared.common.replica,
