@@ -47,6 +47,8 @@ fn setup(binary: &Path, args: &[&str]) -> anyhow::Result<String> {
 pub struct Site {
     /// Its name (`site-0`, …).
     pub name: String,
+    /// Its replica id, 16 hex digits.
+    pub id: String,
     config: PathBuf,
     root: PathBuf,
     /// Where its QUIC endpoint really listens.
@@ -231,6 +233,7 @@ pub fn create(dir: &Path, n: usize, window: &str) -> anyhow::Result<(Vec<Site>, 
         )?;
         sites.push(Site {
             name: format!("site-{i}"),
+            id: ids[i].clone(),
             config,
             root,
             real: reals[i],

@@ -73,13 +73,23 @@ pub fn random_faults(
 ) {
     let n = sites.len();
     while Instant::now() + Duration::from_secs(8) < until {
-        let site = rng.random_range(0..n);
+        let mut site = rng.random_range(0..n);
         let hold = Duration::from_millis(rng.random_range(2_000..6_000));
         match rng.random_range(0..5) {
             0 => {
+                // Half the kills go to the counter group's leader.
+                let leader = counter_leader(sites);
+                if let (true, Some(leader)) = (rng.random_bool(0.5), leader) {
+                    site = leader;
+                }
+                let role = if leader == Some(site) {
+                    " (the counter leader)"
+                } else {
+                    ""
+                };
                 log.note(
                     "kill -9",
-                    format!("kill -9 {} for {hold:?}", sites[site].name),
+                    format!("kill -9 {}{role} for {hold:?}", sites[site].name),
                 );
                 sites[site].kill();
                 std::thread::sleep(hold);
@@ -154,6 +164,19 @@ pub fn random_faults(
         }
         std::thread::sleep(Duration::from_millis(rng.random_range(500..1_500)));
     }
+}
+
+/// The site leading the counter group, as the first site that answers
+/// sees it.
+fn counter_leader(sites: &[Site]) -> Option<usize> {
+    sites.iter().find_map(|site| {
+        let status = site
+            .client(Duration::from_secs(1))
+            .json("GET", "/v1/status", None)
+            .ok()?;
+        let leader = status["counters"]["leader"].as_str()?.to_owned();
+        sites.iter().position(|s| s.id == leader)
+    })
 }
 
 /// Cuts `site` off for longer than the consistency `window`: its
