@@ -33,13 +33,19 @@ pub fn body(body: Result<Bytes, BytesRejection>, state: &AppState) -> Result<Byt
 /// `api.max_json_depth`.
 pub fn json(body: Result<Bytes, BytesRejection>, state: &AppState) -> Result<Value, ApiError> {
     let bytes = self::body(body, state)?;
-    let value: Value = serde_json::from_slice(&bytes).map_err(|err| {
+    parse_json(&bytes, state.api.max_json_depth)
+}
+
+/// `bytes` parsed as JSON, refused if malformed or nested deeper than
+/// `limit`: what every request body goes through (the fuzz target
+/// `http_bodies` drives it directly).
+pub fn parse_json(bytes: &[u8], limit: usize) -> Result<Value, ApiError> {
+    let value: Value = serde_json::from_slice(bytes).map_err(|err| {
         ApiError::bad_request(
             "malformed_json",
             format!("the body is not valid JSON: {err}"),
         )
     })?;
-    let limit = state.api.max_json_depth;
     if depth(&value) > limit {
         return Err(ApiError::bad_request(
             "too_deep",

@@ -37,8 +37,10 @@ use trellis_gossip::driver::GossipHandle;
 use trellis_store::RedbStore;
 
 pub use error::ApiError;
+pub use input::parse_json;
 pub use listener::BoundedListener;
 pub use openapi::{openapi_document, OPENAPI_JSON};
+pub use patch::{check_kinds, parse_patch};
 
 use crate::config::ApiConfig;
 

@@ -10,7 +10,7 @@ use serde_json::{json, Map, Value};
 use trellis_crdt::Record;
 use trellis_store::{is_system_collection, Mutation, Scan, Store};
 
-use super::patch::{check_kinds, to_ops, PatchBody};
+use super::patch::{check_kinds, parse_patch};
 use super::wait::{answer_write, wait_after, WriteQuery};
 use super::{input, ApiError, AppState};
 
@@ -73,8 +73,7 @@ pub async fn patch_record(
     let (collection, key) = input::path(path)?;
     let query = input::query(query)?;
     check_target(&state, &collection, Some(&key))?;
-    let patch: PatchBody = input::typed(body, &state)?;
-    let ops = to_ops(patch.ops)?;
+    let ops = parse_patch(input::json(body, &state)?)?;
     let current = state.store().get(&collection, &key)?;
     check_kinds(current.as_ref(), &ops)?;
     let mutation = Mutation::Patch(ops);
