@@ -161,7 +161,12 @@ pub(crate) mod meta {
 }
 
 /// The store's data format. Bump on incompatible layout changes.
-pub(crate) const FORMAT_VERSION: u64 = 1;
+///
+/// - 1: the first layout.
+/// - 2: records in the codec's format 3 (a packing byte, sets with a
+///   replica table); format-1 record bytes no longer decode, so a format-1
+///   file is refused as a whole instead of every record being quarantined.
+pub(crate) const FORMAT_VERSION: u64 = 2;
 
 /// A u64 metadata value.
 pub(crate) fn meta_u64(
