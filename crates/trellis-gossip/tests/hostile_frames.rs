@@ -123,13 +123,6 @@ fn handle_stream(stream: &[u8], chunk: usize) {
     }
 }
 
-fn cases() -> u32 {
-    std::env::var("TRELLIS_PROPTEST_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(256)
-}
-
 thread_local! {
     static FRAMES: Vec<Vec<u8>> = real_frames();
 }
@@ -150,7 +143,7 @@ fn damage() -> impl Strategy<Value = Damage> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: cases(), ..ProptestConfig::default() })]
+    #![proptest_config(trellis_crdt::testing::config())]
 
     #[test]
     fn corrupted_real_frames_never_panic_the_handler(

@@ -30,13 +30,6 @@ fn harness() -> &'static TestNode {
     })
 }
 
-fn cases() -> u32 {
-    std::env::var("TRELLIS_PROPTEST_CASES")
-        .ok()
-        .and_then(|value| value.trim().parse().ok())
-        .unwrap_or(256)
-}
-
 /// Text that exercises names: empty, dots, control characters, unicode,
 /// upper case, over the limits.
 fn text() -> impl Strategy<Value = String> {
@@ -259,7 +252,7 @@ fn check_answer(
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: cases(), ..ProptestConfig::default() })]
+    #![proptest_config(trellis_crdt::testing::config())]
 
     #[test]
     fn random_requests_get_a_success_or_a_json_4xx_and_writes_read_back(
