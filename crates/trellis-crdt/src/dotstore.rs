@@ -113,20 +113,64 @@ where
     }
 
     fn join(&mut self, own: &CausalContext, other: Self, theirs: &CausalContext) {
-        let same_dots = self.entries.len() == other.entries.len()
+        let theirs_entries = other.entries;
+        if theirs_entries.is_empty() && self.entries.is_empty() {
+            return;
+        }
+        let same_dots = self.entries.len() == theirs_entries.len()
             && self
                 .entries
                 .iter()
-                .zip(&other.entries)
+                .zip(&theirs_entries)
                 .all(|(a, b)| a.0 == b.0);
         if same_dots {
             // Both sides hold exactly these dots: nothing changes, and no
             // allocation is needed (the common case when replicas agree).
             return;
         }
+        if theirs_entries.len() > IN_PLACE_JOIN {
+            self.join_walk(own, theirs_entries, theirs);
+            return;
+        }
+        // In place: my entries stay where they are unless the other side
+        // has seen their dot and dropped it; the other side's entries that
+        // I have never seen are inserted at their place. No value moves
+        // unless it changes sides, and nothing is allocated unless the
+        // store grows past its inline entry.
+        if !self.entries.is_empty() {
+            self.entries.retain(|(dot, _)| {
+                theirs_entries
+                    .binary_search_by(|(probe, _)| probe.cmp(dot))
+                    .is_ok()
+                    || !theirs.contains(dot)
+            });
+        }
+        for (dot, value) in theirs_entries {
+            if let Err(at) = self.entries.binary_search_by(|(probe, _)| probe.cmp(&dot)) {
+                if !own.contains(&dot) {
+                    self.entries.insert(at, (dot, value));
+                }
+            }
+        }
+    }
+}
+
+/// Up to this many entries on the other side, a [`DotFun`] join inserts
+/// them into place one by one; beyond it, both sides are walked in step.
+const IN_PLACE_JOIN: usize = 8;
+
+impl<V> DotFun<V> {
+    /// Joins by walking both sides in dot order: O(n + m), for large
+    /// stores.
+    fn join_walk(
+        &mut self,
+        own: &CausalContext,
+        other: SmallVec<[(Dot, V); 1]>,
+        theirs: &CausalContext,
+    ) {
         let mine = std::mem::take(&mut self.entries);
-        let mut joined = SmallVec::with_capacity(mine.len().max(other.entries.len()));
-        merge_sorted(mine, other.entries, |dot, mine, yours| {
+        let mut joined = SmallVec::with_capacity(mine.len().max(other.len()));
+        merge_sorted(mine, other, |dot, mine, yours| {
             let survivor = match (mine, yours) {
                 (Some(value), Some(_)) => Some(value),
                 (Some(value), None) => Some(value).filter(|_| !theirs.contains(&dot)),
@@ -282,10 +326,23 @@ where
             .for_each(|value| value.for_each_dot(visit));
     }
 
+    #[inline]
     fn join(&mut self, own: &CausalContext, other: Self, theirs: &CausalContext) {
         if self.entries.is_empty() && other.entries.is_empty() {
             return;
         }
+        self.join_entries(own, other, theirs);
+    }
+}
+
+impl<K, V> DotMap<K, V>
+where
+    K: Ord + Clone + Serialize + DeserializeOwned,
+    V: DotStore,
+{
+    /// The join of two maps, at least one of them not empty: key by key
+    /// for a small delta, otherwise by walking both.
+    fn join_entries(&mut self, own: &CausalContext, other: Self, theirs: &CausalContext) {
         if self.entries.len() >= SMALL_MAP
             && other.entries.len().saturating_mul(SMALL_DELTA_RATIO) <= self.entries.len()
             && theirs.dot_count() <= SMALL_DELTA_DOTS
@@ -368,10 +425,14 @@ where
         if same_keys {
             // Join value by value in place: no map is rebuilt (the common
             // case of two replicas of a record with the same fields).
+            let mut emptied = false;
             for (mine, yours) in self.entries.values_mut().zip(other.entries.into_values()) {
                 mine.join(own, yours, theirs);
+                emptied |= mine.is_empty();
             }
-            self.entries.retain(|_, value| !value.is_empty());
+            if emptied {
+                self.entries.retain(|_, value| !value.is_empty());
+            }
             return;
         }
         let mut joined = Vec::with_capacity(self.entries.len().max(other.entries.len()));
@@ -480,7 +541,46 @@ mod tests {
         }
     }
 
+    /// A dot store and its context from sampled dots: the store holds the
+    /// dots marked live, the context every sampled dot.
+    fn fun_state(dots: &[(u8, u8, bool)]) -> (DotFun<u8>, CausalContext) {
+        let context = CausalContext::from_dots(
+            dots.iter()
+                .map(|&(replica, counter, _)| Dot::new(u64::from(replica), u64::from(counter))),
+        );
+        let mut entries: Vec<(Dot, u8)> = dots
+            .iter()
+            .filter(|(_, _, live)| *live)
+            .map(|&(replica, counter, _)| {
+                (Dot::new(u64::from(replica), u64::from(counter)), counter)
+            })
+            .collect();
+        entries.sort_unstable();
+        entries.dedup_by_key(|entry| entry.0);
+        (
+            DotFun {
+                entries: SmallVec::from_vec(entries),
+            },
+            context,
+        )
+    }
+
     proptest! {
+        /// The in-place join of a `DotFun` equals the walk of both sides.
+        #[test]
+        fn in_place_fun_join_equals_walk(
+            mine in proptest::collection::vec((1u8..4, 1u8..8, any::<bool>()), 0..12),
+            yours in proptest::collection::vec((1u8..4, 1u8..8, any::<bool>()), 0..12),
+        ) {
+            let (mine, own) = fun_state(&mine);
+            let (yours, theirs) = fun_state(&yours);
+            let mut in_place = mine.clone();
+            in_place.join(&own, yours.clone(), &theirs);
+            let mut walked = mine;
+            walked.join_walk(&own, yours.entries, &theirs);
+            prop_assert_eq!(in_place, walked);
+        }
+
         /// The key-by-key join of a small delta equals the full walk.
         #[test]
         fn small_delta_join_equals_full_join(
