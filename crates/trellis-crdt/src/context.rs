@@ -90,8 +90,18 @@ impl CausalContext {
     /// Adds every dot of `other` (the join of two contexts).
     pub fn union(&mut self, other: &CausalContext) {
         for (&replica, &seen) in &other.vector {
-            let entry = self.vector.entry(replica).or_insert(0);
-            *entry = (*entry).max(seen);
+            match self.vector.get_mut(&replica) {
+                Some(entry) => *entry = (*entry).max(seen),
+                None if seen > 0 => {
+                    self.vector.insert(replica, seen);
+                }
+                None => {}
+            }
+        }
+        if self.cloud.is_empty() && other.cloud.is_empty() {
+            // Both are plain version vectors: the maxima are the union,
+            // already compact (no zero entry was added).
+            return;
         }
         self.cloud.extend(other.cloud.iter().copied());
         self.compact();
