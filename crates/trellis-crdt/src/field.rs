@@ -119,9 +119,25 @@ impl DotStore for Field {
     }
 
     fn join(&mut self, own: &CausalContext, other: Self, theirs: &CausalContext) {
-        self.register.join(own, other.register, theirs);
-        self.counter.join(own, other.counter, theirs);
-        self.set.join(own, other.set, theirs);
-        self.flag.join(own, other.flag, theirs);
+        // Most fields hold one kind: the slots empty on both sides are
+        // skipped without a call.
+        let Field {
+            register,
+            counter,
+            set,
+            flag,
+        } = other;
+        if !(self.register.is_empty() && register.is_empty()) {
+            self.register.join(own, register, theirs);
+        }
+        if !(self.counter.is_empty() && counter.is_empty()) {
+            self.counter.join(own, counter, theirs);
+        }
+        if !(DotStore::is_empty(&self.set) && DotStore::is_empty(&set)) {
+            self.set.join(own, set, theirs);
+        }
+        if !(self.flag.is_empty() && flag.is_empty()) {
+            self.flag.join(own, flag, theirs);
+        }
     }
 }
