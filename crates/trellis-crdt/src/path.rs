@@ -3,6 +3,7 @@
 use std::fmt;
 
 use serde::{Deserialize, Deserializer, Serialize};
+use smallvec::SmallVec;
 
 /// The deepest nesting a record accepts.
 pub const MAX_DEPTH: usize = 32;
@@ -15,9 +16,15 @@ pub const MAX_DEPTH: usize = 32;
 /// field under its path exists. That keeps records flat (no recursion when
 /// decoding hostile bytes) while giving the semantics of an observed-remove
 /// map of maps.
+///
+/// A top-level name (the common case) is stored inline, without a heap
+/// vector around its one `String`: records are merged field by field, and
+/// each path compared and dropped costs one pointer less to follow and one
+/// allocation less to free. The encoding is that of a sequence of strings,
+/// as for a `Vec<String>`.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(transparent)]
-pub struct FieldPath(Vec<String>);
+pub struct FieldPath(SmallVec<[String; 1]>);
 
 impl<'de> Deserialize<'de> for FieldPath {
     /// Decodes and validates: a path that [`FieldPath::new`] would refuse
@@ -25,7 +32,9 @@ impl<'de> Deserialize<'de> for FieldPath {
     /// so hostile bytes cannot smuggle in a path nested deeply enough to
     /// exhaust the stack when rendered.
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let path = FieldPath(Vec::deserialize(deserializer)?);
+        // Through `Vec`, whose decoding caps what a hostile length can
+        // reserve up front.
+        let path = FieldPath(SmallVec::from_vec(Vec::deserialize(deserializer)?));
         path.validate().map_err(serde::de::Error::custom)?;
         Ok(path)
     }
