@@ -113,7 +113,7 @@ where
     }
 
     fn join(&mut self, own: &CausalContext, other: Self, theirs: &CausalContext) {
-        let theirs_entries = other.entries;
+        let mut theirs_entries = other.entries;
         if theirs_entries.is_empty() && self.entries.is_empty() {
             return;
         }
@@ -126,6 +126,22 @@ where
         if same_dots {
             // Both sides hold exactly these dots: nothing changes, and no
             // allocation is needed (the common case when replicas agree).
+            return;
+        }
+        if let ([(mine, _)], [(yours, _)]) = (&self.entries[..], &theirs_entries[..]) {
+            // One entry on each side, under different dots (the common
+            // shape of a register written concurrently or overwritten).
+            let keep_mine = !theirs.contains(mine);
+            let keep_yours = !own.contains(yours);
+            let yours_first = yours < mine;
+            let entry = theirs_entries.pop();
+            match (keep_mine, keep_yours, entry) {
+                (true, true, Some(entry)) if yours_first => self.entries.insert(0, entry),
+                (true, true, Some(entry)) => self.entries.push(entry),
+                (false, true, Some(entry)) => self.entries[0] = entry,
+                (false, false, _) => self.entries.clear(),
+                _ => {}
+            }
             return;
         }
         if theirs_entries.len() > IN_PLACE_JOIN {
@@ -571,6 +587,21 @@ mod tests {
         fn in_place_fun_join_equals_walk(
             mine in proptest::collection::vec((1u8..4, 1u8..8, any::<bool>()), 0..12),
             yours in proptest::collection::vec((1u8..4, 1u8..8, any::<bool>()), 0..12),
+        ) {
+            let (mine, own) = fun_state(&mine);
+            let (yours, theirs) = fun_state(&yours);
+            let mut in_place = mine.clone();
+            in_place.join(&own, yours.clone(), &theirs);
+            let mut walked = mine;
+            walked.join_walk(&own, yours.entries, &theirs);
+            prop_assert_eq!(in_place, walked);
+        }
+
+        /// The same, for stores of one or two entries (registers).
+        #[test]
+        fn in_place_small_fun_join_equals_walk(
+            mine in proptest::collection::vec((1u8..3, 1u8..4, any::<bool>()), 1..3),
+            yours in proptest::collection::vec((1u8..3, 1u8..4, any::<bool>()), 1..3),
         ) {
             let (mine, own) = fun_state(&mine);
             let (yours, theirs) = fun_state(&yours);
