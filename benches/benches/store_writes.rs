@@ -10,6 +10,10 @@
 //!   made before the clock starts; a barrier releases them together and the
 //!   clock stops when the last one has its answer (not when the threads
 //!   have exited).
+//! - In the paired rounds (below) the same writes also run as `writers`
+//!   tokio tasks on a runtime of 2 worker threads, each awaiting its
+//!   `Pending`: the way the node's HTTP handlers and gossip write.
+//!   `TRELLIS_BENCH_MODES=threads` or `=tasks` runs one of the two only.
 //! - `redb`: one thread running the same number of write transactions as
 //!   the store committed (`StoreStats::batches` over `StoreStats::writes`,
 //!   measured in the `trellis` runs just before), each with
@@ -41,8 +45,9 @@
 //! **paired rounds**: one `trellis` iteration, at once followed by one raw
 //! redb iteration with exactly as many commits as that `trellis` iteration
 //! made (and the same keys and bytes), on fresh files, `TRELLIS_BENCH_PAIRS`
-//! times (default 15) per writer count. It prints the median, lowest and
-//! highest of the per-pair ratios.
+//! times (default 15) per writer count (`TRELLIS_BENCH_WRITERS=1,64` for
+//! some counts only). It prints the median, lowest and highest of the
+//! per-pair ratios.
 //!
 //! Run with `cargo bench -p trellis-benches --bench store_writes`.
 
@@ -50,7 +55,7 @@ mod store_common;
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::{Barrier, Mutex};
+use std::sync::{Arc, Barrier, Mutex};
 use std::time::{Duration, Instant};
 
 use criterion::{BatchSize, BenchmarkId, Criterion, SamplingMode, Throughput};
@@ -147,6 +152,77 @@ fn store_round(store: &RedbStore, writers: usize, per_writer: u64, round: u64) -
         writes: after.writes - before.writes,
         batches: after.batches - before.batches,
         elapsed,
+    }
+}
+
+/// How the concurrent writers run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Mode {
+    /// One OS thread per writer, blocking on `Pending::wait`.
+    Threads,
+    /// One tokio task per writer on a runtime of 2 worker threads,
+    /// awaiting the `Pending`: how the node's HTTP handlers and gossip
+    /// write.
+    Tasks,
+}
+
+impl Mode {
+    fn name(self) -> &'static str {
+        match self {
+            Mode::Threads => "threads",
+            Mode::Tasks => "tasks",
+        }
+    }
+}
+
+/// One iteration through the store with `writers` tokio tasks on
+/// `runtime`, each writing `per_writer` new records, one at a time. The
+/// documents are made before the clock starts; the clock stops when the
+/// last task has its last answer.
+fn store_round_tasks(
+    runtime: &tokio::runtime::Runtime,
+    store: &Arc<RedbStore>,
+    writers: usize,
+    per_writer: u64,
+    round: u64,
+) -> Run {
+    let before = store.stats();
+    let first = round * per_writer;
+    let work: Vec<Vec<(String, Mutation)>> = (0..writers)
+        .map(|writer| {
+            (first..first + per_writer)
+                .map(|n| (writer_key(writer, n), Mutation::Put(lead_doc(n))))
+                .collect()
+        })
+        .collect();
+    let (started, finished) = runtime.block_on(async {
+        let started = Instant::now();
+        let tasks: Vec<_> = work
+            .into_iter()
+            .map(|writes| {
+                let store = Arc::clone(store);
+                tokio::spawn(async move {
+                    for (key, mutation) in writes {
+                        store
+                            .apply(COLLECTION, &key, mutation)
+                            .await
+                            .expect("a benchmark write succeeds");
+                    }
+                    Instant::now()
+                })
+            })
+            .collect();
+        let mut finished = started;
+        for task in tasks {
+            finished = finished.max(task.await.expect("a writer task finishes"));
+        }
+        (started, finished)
+    });
+    let after = store.stats();
+    Run {
+        writes: after.writes - before.writes,
+        batches: after.batches - before.batches,
+        elapsed: finished.saturating_duration_since(started),
     }
 }
 
@@ -344,6 +420,23 @@ fn summary() {
     );
 }
 
+/// The writer counts of the paired rounds: `TRELLIS_BENCH_WRITERS` (a
+/// comma-separated list) or all of [`WRITERS`].
+fn paired_writers() -> Vec<usize> {
+    match std::env::var("TRELLIS_BENCH_WRITERS") {
+        Ok(list) => list
+            .split(',')
+            .map(|count| {
+                count
+                    .trim()
+                    .parse()
+                    .expect("TRELLIS_BENCH_WRITERS is a comma-separated list of writer counts")
+            })
+            .collect(),
+        Err(_) => WRITERS.to_vec(),
+    }
+}
+
 /// Paired rounds per writer count (`TRELLIS_BENCH_PAIRS`, default 15).
 fn pairs() -> usize {
     std::env::var("TRELLIS_BENCH_PAIRS")
@@ -362,17 +455,37 @@ fn paired() {
     println!();
     println!("Paired rounds ({pairs} per row; each ratio is trellis / raw redb of one round and the raw round right after it, with as many commits):");
     println!();
-    println!("| writers | writes per commit | trellis writes/s | raw redb writes/s | ratio: median | lowest | highest |");
-    println!("|---:|---:|---:|---:|---:|---:|---:|");
-    for writers in WRITERS {
+    println!("| writers | as | writes per commit | trellis writes/s | raw redb writes/s | ratio: median | lowest | highest |");
+    println!("|---:|---|---:|---:|---:|---:|---:|---:|");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .build()
+        .expect("the tokio runtime starts");
+    let modes: Vec<Mode> = [Mode::Threads, Mode::Tasks]
+        .into_iter()
+        .filter(|mode| {
+            std::env::var("TRELLIS_BENCH_MODES").map_or(true, |modes| {
+                modes.split(',').any(|name| name.trim() == mode.name())
+            })
+        })
+        .collect();
+    for (writers, mode) in paired_writers()
+        .into_iter()
+        .flat_map(|writers| modes.iter().map(move |mode| (writers, *mode)))
+    {
         let per_writer = writes_per_writer(writers);
-        let dir = temp_dir(&format!("paired-{writers}"));
-        let store = RedbStore::open(dir.join("trellis.redb"), REPLICA, StoreConfig::default())
-            .expect("the store opens");
+        let dir = temp_dir(&format!("paired-{writers}-{}", mode.name()));
+        let store = Arc::new(
+            RedbStore::open(dir.join("trellis.redb"), REPLICA, StoreConfig::default())
+                .expect("the store opens"),
+        );
         let db = Database::create(dir.join("raw.redb")).expect("redb creates the file");
         let (mut ours, mut raw, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
         for round in 0..pairs as u64 {
-            let run = store_round(&store, writers, per_writer, round);
+            let run = match mode {
+                Mode::Threads => store_round(&store, writers, per_writer, round),
+                Mode::Tasks => store_round_tasks(&runtime, &store, writers, per_writer, round),
+            };
             let baseline = raw_round(&db, writers, per_writer, round, run.batches);
             ratios.push(rate(&run) / rate(&baseline));
             ours.push(run);
@@ -386,7 +499,8 @@ fn paired() {
         let lowest = ratios.iter().copied().fold(f64::INFINITY, f64::min);
         let highest = ratios.iter().copied().fold(0.0, f64::max);
         println!(
-            "| {writers} | {:.1} | {:.0} | {:.0} | **{:.2}** | {lowest:.2} | {highest:.2} |",
+            "| {writers} | {} | {:.1} | {:.0} | {:.0} | **{:.2}** | {lowest:.2} | {highest:.2} |",
+            mode.name(),
             writes as f64 / batches as f64,
             writes_per_second(&ours),
             writes_per_second(&raw),

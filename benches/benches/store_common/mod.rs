@@ -13,7 +13,7 @@
 use std::path::PathBuf;
 
 use serde_json::json;
-use trellis_crdt::{codec, Record, ReplicaId, Timestamp};
+use trellis_crdt::{codec, Digest, Record, ReplicaId, Timestamp};
 
 /// The collection every storage benchmark writes.
 pub const COLLECTION: &str = "leads";
@@ -21,9 +21,6 @@ pub const COLLECTION: &str = "leads";
 /// The redb table holding [`COLLECTION`]'s records (see
 /// `crates/trellis-store/src/redb_tables.rs`).
 pub const RECORDS_TABLE: &str = "records/leads";
-
-/// The redb table holding [`COLLECTION`]'s index entries.
-pub const INDEX_TABLE: &str = "index/leads";
 
 /// The replica that owns the benchmark stores.
 pub const REPLICA: ReplicaId = ReplicaId(0x5eed_0001);
@@ -44,12 +41,19 @@ pub fn lead_doc(n: u64) -> serde_json::Value {
 }
 
 /// The bytes `RedbStore` stores for a first write of [`lead_doc`]`(n)`:
-/// the codec encoding of the record it makes (the same fields, one
-/// replica, one timestamp). The raw-redb baselines insert these.
+/// the row of `crates/trellis-store/src/row.rs`, that is the record's
+/// index entry (its digest, the time, 1 for live) in front of the codec
+/// encoding of the record it makes (the same fields, one replica, one
+/// timestamp). The raw-redb baselines insert these.
 pub fn lead_bytes(n: u64) -> Vec<u8> {
     let time = Timestamp(1_750_000_000_000 << 16);
     let record = Record::from_json(&lead_doc(n), REPLICA, time).expect("a lead is a JSON object");
-    codec::encode(&record)
+    let encoded = codec::encode(&record);
+    let mut row = Digest::of_encoding(&encoded).as_bytes().to_vec();
+    row.extend_from_slice(&time.0.to_le_bytes());
+    row.push(1);
+    row.extend_from_slice(&encoded);
+    row
 }
 
 /// The key of the `n`th record written by writer `writer`, as the write

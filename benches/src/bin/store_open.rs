@@ -8,15 +8,14 @@
 //!    order), so group commit fills its batches. Progress goes to stderr.
 //! 2. Measures, each in a fresh child process (this binary with `--child`),
 //!    `--rounds` times (3 by default), the modes interleaved:
-//!    - `open`: `RedbStore::open` of the closed store: the stored index is
-//!      read, rebuilt in memory and checked against its checksum;
-//!    - `rebuild`: `RedbStore::open` after the parent has overwritten the
-//!      stored index checksum (`meta` table, key `checksum/leads`) through
-//!      redb, so the index is rebuilt from the records and rewritten;
-//!    - `redb_records`: plain redb opens the file and iterates every record
-//!      (key and value read), the least any rebuild costs;
-//!    - `redb_index`: the same over the index table, the least a clean open
-//!      costs;
+//!    - `open`: `RedbStore::open` of the closed store: every row is read,
+//!      its index entry checked against the digest of its record bytes, and
+//!      the index built in memory;
+//!    - `rebuild`: `RedbStore::open` after the parent has damaged every
+//!      row's index entry (one digest byte flipped, through redb), so every
+//!      entry is rebuilt from its record (decoded) and rewritten;
+//!    - `redb_records`: plain redb opens the file and iterates every row
+//!      (key and value read), the least any open costs;
 //!    - `idle`: nothing, for the binary's own memory.
 //!
 //!    Each child reports its time and `VmHWM`/`VmRSS` from
@@ -44,7 +43,7 @@ use std::time::{Duration, Instant};
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use store_common::{
-    lead_bytes, lead_doc, memory_kib, temp_dir, COLLECTION, INDEX_TABLE, RECORDS_TABLE, REPLICA,
+    lead_bytes, lead_doc, memory_kib, temp_dir, COLLECTION, RECORDS_TABLE, REPLICA,
 };
 use trellis_store::index::KeyRange;
 use trellis_store::{Mutation, Pending, RedbStore, Store, StoreConfig};
@@ -53,7 +52,7 @@ use trellis_store::{Mutation, Pending, RedbStore, Store, StoreConfig};
 const WINDOW: usize = 8192;
 
 /// The modes measured, in the order they run in each round.
-const MODES: [&str; 5] = ["open", "rebuild", "redb_records", "redb_index", "idle"];
+const MODES: [&str; 4] = ["open", "rebuild", "redb_records", "idle"];
 
 type Bytes = TableDefinition<'static, &'static str, &'static [u8]>;
 
@@ -126,7 +125,7 @@ fn main() {
     for round in 0..options.rounds {
         for mode in MODES {
             if mode == "rebuild" {
-                damage_checksum(&path);
+                damage_entries(&path);
             }
             if options.cold {
                 drop_caches();
@@ -203,20 +202,30 @@ fn wait(pending: Option<Pending<trellis_store::Applied>>) {
     }
 }
 
-/// Overwrites the stored index checksum, as `tests/restart.rs` does, so
-/// that the next open rebuilds the index.
-fn damage_checksum(path: &Path) {
+/// Flips the first digest byte of every row's index entry (the row
+/// layout of `crates/trellis-store/src/row.rs`), as `tests/restart.rs`
+/// does for two rows, so that the next open rebuilds every entry.
+fn damage_entries(path: &Path) {
     let db = Database::create(path).expect("redb opens the store's file");
     let txn = db.begin_write().expect("redb begins a write");
     {
-        let meta: Bytes = TableDefinition::new("meta");
-        let mut table = txn.open_table(meta).expect("the meta table exists");
-        table
-            .insert(
-                format!("checksum/{COLLECTION}").as_str(),
-                [0u8; 3].as_slice(),
-            )
-            .expect("redb inserts");
+        let mut table = txn
+            .open_table(Bytes::new(RECORDS_TABLE))
+            .expect("the records table exists");
+        let rows: Vec<(String, Vec<u8>)> = table
+            .iter()
+            .expect("redb iterates")
+            .map(|row| {
+                let (key, value) = row.expect("redb reads a row");
+                (key.value().to_owned(), value.value().to_vec())
+            })
+            .collect();
+        for (key, mut row) in rows {
+            row[0] ^= 0xff;
+            table
+                .insert(key.as_str(), row.as_slice())
+                .expect("redb inserts");
+        }
     }
     txn.commit().expect("redb commits");
 }
@@ -275,15 +284,12 @@ fn child(mode: &str, path: &Path, records: u64) {
             finish(elapsed);
             Some(store)
         }
-        "redb_records" | "redb_index" => {
-            let table = if mode == "redb_records" {
-                RECORDS_TABLE
-            } else {
-                INDEX_TABLE
-            };
+        "redb_records" => {
             let db = Database::open(path).expect("redb opens the file");
             let txn = db.begin_read().expect("redb begins a read");
-            let table = txn.open_table(Bytes::new(table)).expect("the table exists");
+            let table = txn
+                .open_table(Bytes::new(RECORDS_TABLE))
+                .expect("the table exists");
             let (mut rows, mut bytes) = (0u64, 0usize);
             for row in table.iter().expect("redb iterates") {
                 let (key, value) = row.expect("redb reads a row");
@@ -301,7 +307,7 @@ fn child(mode: &str, path: &Path, records: u64) {
         }
         // Not measured: for profiling a rebuild by hand (see the docs).
         "damage" => {
-            damage_checksum(path);
+            damage_entries(path);
             finish(started.elapsed());
             None
         }
@@ -374,25 +380,16 @@ fn report(
     println!("|---|---:|---:|---:|---:|");
     let rows = [
         (
-            "`RedbStore::open`, clean (index loaded and verified)",
+            "`RedbStore::open`, clean (every entry checked against its record's digest)",
             "open",
-            Some("redb_index"),
-        ),
-        (
-            "`RedbStore::open`, checksum damaged (index rebuilt from the records)",
-            "rebuild",
             Some("redb_records"),
         ),
         (
-            "plain redb: open, iterate every record",
-            "redb_records",
-            None,
+            "`RedbStore::open`, every entry damaged (each rebuilt from its record)",
+            "rebuild",
+            Some("redb_records"),
         ),
-        (
-            "plain redb: open, iterate every index entry",
-            "redb_index",
-            None,
-        ),
+        ("plain redb: open, iterate every row", "redb_records", None),
         ("the process doing nothing (baseline memory)", "idle", None),
     ];
     for (label, mode, against) in rows {

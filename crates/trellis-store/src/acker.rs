@@ -1,20 +1,26 @@
-//! Answering the writes of a committed batch.
+//! Publishing and answering the writes of a committed batch.
 //!
+//! Once a batch has committed, its index changes are applied in memory,
+//! its sequence number published, and each writer woken with its answer.
 //! Waking a writer costs a system call and, on a busy machine, usually a
-//! context switch. For a large batch those wake-ups would keep the commit
-//! thread from starting the next batch, so the commit thread hands such a
-//! batch's answers to a thread of its own, `trellis-ack`, and carries on.
-//! Small batches are answered at once: there a second thread would only
-//! add a handoff to each write's latency.
+//! context switch, and updating the index costs a tree insert per write.
+//! For a large batch this would keep the commit thread from starting the
+//! next batch, so the commit thread hands such a batch to a thread of its
+//! own, `trellis-ack`, and carries on. Small batches are handled at once:
+//! there a second thread would only add a handoff to each write's latency.
 //!
-//! Answers are handed over only after the batch has committed (durably,
-//! under the default durability), so a write is still acknowledged only
-//! once it is durable.
+//! Batches are handed over only after they have committed (durably, under
+//! the default durability), so a write is still acknowledged only once it
+//! is durable; they are published in commit order, each before its
+//! answers go out.
 
-use std::sync::mpsc::{self, Receiver, SyncSender};
+use std::sync::mpsc::{self, SyncSender};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 
+use crate::redb_store::Shared;
 use crate::request::Outcome;
+use crate::writer::Effects;
 use crate::StoreError;
 
 /// Batches with more answers than this go to the ack thread.
@@ -24,31 +30,47 @@ const INLINE_LIMIT: usize = 16;
 /// waits for the ack thread beyond this (backpressure).
 const QUEUED_BATCHES: usize = 4;
 
-/// A committed batch's answers, and the error that failed it, if any.
-type Answers = (Vec<Outcome>, Option<StoreError>);
+/// A finished batch: its answers, and either what it changed and its last
+/// sequence number (it committed) or the error that failed it.
+pub(crate) struct Finished {
+    /// Each write's outcome.
+    pub outcomes: Vec<Outcome>,
+    /// What the batch did, and the sequence number it ended at.
+    pub result: Result<(Effects, u64), StoreError>,
+}
 
 /// The ack thread, from the commit thread's side.
 pub(crate) struct Acker {
-    queue: Option<SyncSender<Answers>>,
+    shared: Arc<Shared>,
+    queue: Option<SyncSender<Finished>>,
     thread: Option<JoinHandle<()>>,
 }
 
 impl Acker {
-    /// Starts the ack thread. If it cannot start, every batch is answered
+    /// Starts the ack thread. If it cannot start, every batch is handled
     /// on the commit thread.
-    pub fn start() -> Acker {
-        let (queue, answers) = mpsc::sync_channel(QUEUED_BATCHES);
-        let spawned = std::thread::Builder::new()
-            .name("trellis-ack".into())
-            .spawn(move || answer_all(answers));
+    pub fn start(shared: Arc<Shared>) -> Acker {
+        let (queue, batches) = mpsc::sync_channel(QUEUED_BATCHES);
+        let spawned = {
+            let shared = Arc::clone(&shared);
+            std::thread::Builder::new()
+                .name("trellis-ack".into())
+                .spawn(move || {
+                    for batch in batches {
+                        complete(&shared, batch);
+                    }
+                })
+        };
         match spawned {
             Ok(thread) => Acker {
+                shared,
                 queue: Some(queue),
                 thread: Some(thread),
             },
             Err(err) => {
                 tracing::warn!(%err, "cannot start the ack thread; the commit thread answers writes itself");
                 Acker {
+                    shared,
                     queue: None,
                     thread: None,
                 }
@@ -56,19 +78,18 @@ impl Acker {
         }
     }
 
-    /// Answers a batch's writes: each with its own result, or with
-    /// `batch_error` if the batch failed to commit.
-    pub fn answer(&self, outcomes: Vec<Outcome>, batch_error: Option<StoreError>) {
-        let answers = (outcomes, batch_error);
-        let answers = match &self.queue {
-            Some(queue) if answers.0.len() > INLINE_LIMIT => match queue.send(answers) {
+    /// Publishes a committed batch and answers its writes: each with its
+    /// own result, or with the batch's error if it failed to commit.
+    pub fn finish(&self, batch: Finished) {
+        let batch = match &self.queue {
+            Some(queue) if batch.outcomes.len() > INLINE_LIMIT => match queue.send(batch) {
                 Ok(()) => return,
                 // The ack thread is gone (it panicked): answer here.
-                Err(mpsc::SendError(answers)) => answers,
+                Err(mpsc::SendError(batch)) => batch,
             },
-            _ => answers,
+            _ => batch,
         };
-        deliver(answers);
+        complete(&self.shared, batch);
     }
 }
 
@@ -82,13 +103,15 @@ impl Drop for Acker {
     }
 }
 
-fn answer_all(answers: Receiver<Answers>) {
-    for batch in answers {
-        deliver(batch);
-    }
-}
-
-fn deliver((outcomes, batch_error): Answers) {
+/// Publishes a committed batch, then answers its writes.
+fn complete(shared: &Shared, Finished { outcomes, result }: Finished) {
+    let batch_error = match result {
+        Ok((effects, last_seq)) => {
+            shared.common.publish(effects, last_seq);
+            None
+        }
+        Err(err) => Some(err),
+    };
     for outcome in outcomes {
         outcome.deliver(batch_error.as_ref());
     }

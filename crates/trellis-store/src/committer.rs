@@ -10,7 +10,7 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::acker::Acker;
+use crate::acker::{Acker, Finished};
 use crate::redb_store::Shared;
 use crate::redb_tables::RedbWrite;
 use crate::request::Request;
@@ -35,7 +35,7 @@ pub(crate) fn run(
 ) {
     let mut unsynced_since: Option<Instant> = None;
     // Dropped on return, after answering every batch handed to it.
-    let acker = Acker::start();
+    let acker = Acker::start(Arc::clone(&shared));
     loop {
         let first = match (durability, unsynced_since) {
             (Durability::Relaxed { interval }, Some(since)) => {
@@ -112,27 +112,20 @@ fn commit_batch(
             for request in batch {
                 outcomes.push(request.run(writer, &mut tables, wall_ms, &mut effects));
             }
-            writer.finish(&mut tables)?;
+            writer.finish(&mut tables, &mut effects)?;
         }
         txn.commit()?;
         Ok(())
     })();
-    match committed {
-        Ok(()) => {
-            shared
-                .common
-                .counters
-                .batch(effects.writes, effects.corrupt);
-            shared.common.indexes.apply(effects.index);
-            shared.common.seq.send_replace(writer.last_seq);
-            acker.answer(outcomes, None);
-        }
+    let result = match committed {
+        Ok(()) => Ok((effects, writer.last_seq)),
         Err(err) => {
             tracing::error!(%err, "write batch failed; no write in it was applied");
             *writer = saved;
-            acker.answer(outcomes, Some(err));
+            Err(err)
         }
-    }
+    };
+    acker.finish(Finished { outcomes, result });
 }
 
 /// Forces earlier non-durable commits to disk with an empty durable one.

@@ -16,6 +16,7 @@ use crate::reader;
 use crate::request::Request;
 use crate::stats::Counters;
 use crate::tables::ReadTables;
+use crate::writer::Effects;
 use crate::{
     Applied, Change, CollectionInfo, Merged, Mutation, Origin, Page, Pending, Scan, Store,
     StoreError, StoreStats,
@@ -41,6 +42,16 @@ impl Common {
             counters: Counters::default(),
             seq: watch::Sender::new(last_seq),
         }
+    }
+
+    /// Makes a committed batch visible: counts it, applies its index
+    /// changes and live counts, and publishes its last sequence number.
+    /// Runs before the batch's writes are answered, so that a writer that
+    /// has its answer finds its write in the index.
+    pub fn publish(&self, effects: Effects, last_seq: u64) {
+        self.counters.batch(effects.writes, effects.corrupt);
+        self.indexes.apply(effects.index, effects.live);
+        self.seq.send_replace(last_seq);
     }
 }
 

@@ -1,6 +1,8 @@
-//! The in-memory reconciliation indexes of all collections: loaded and
-//! verified on open (rebuilt from the records when missing or corrupt),
-//! then updated after every committed batch.
+//! The in-memory reconciliation indexes and live counts of all
+//! collections: loaded on open from the index entries stored in front of
+//! the records (each checked against its record's bytes, and rebuilt from
+//! the record when it does not check out), then updated after every
+//! committed batch.
 
 use std::collections::BTreeMap;
 use std::sync::RwLock;
@@ -8,61 +10,54 @@ use std::sync::RwLock;
 use trellis_crdt::{codec, Digest, Record, Timestamp};
 
 use crate::index::{Bucket, Fingerprint, IndexEntry, KeyRange, RangeIndex};
-use crate::tables::{meta, StoredEntry, WriteTables};
+use crate::row::{checked_row, decode_header, encode_row, StoredEntry, HEADER_LEN};
+use crate::tables::WriteTables;
 use crate::writer::IndexUpdate;
 use crate::StoreError;
 
-/// Every collection's [`RangeIndex`], shared by readers and the writer.
+/// Every collection's [`RangeIndex`] and live-record count, shared by
+/// readers and the writer.
 #[derive(Default)]
 pub(crate) struct Indexes {
-    by_collection: RwLock<BTreeMap<String, RangeIndex>>,
+    by_collection: RwLock<BTreeMap<String, Collection>>,
+}
+
+/// One collection's index and live count.
+#[derive(Default)]
+struct Collection {
+    index: RangeIndex,
+    live: u64,
 }
 
 /// What opening found, besides the indexes.
 #[derive(Debug, Default)]
 pub(crate) struct Loaded {
-    /// Each collection's index fingerprint.
-    pub totals: BTreeMap<String, Fingerprint>,
     /// Each collection's live-record count.
     pub live: BTreeMap<String, u64>,
-    /// Collections whose index had to be rebuilt.
+    /// Collections with at least one index entry rebuilt from its record.
     pub rebuilt: u64,
-    /// Records found corrupt (and quarantined) while rebuilding.
+    /// Records found corrupt (and quarantined) while loading.
     pub corrupt: u64,
 }
 
 impl Indexes {
-    /// Loads every collection's index from `tables`, rebuilding (and
-    /// rewriting) any whose stored checksum or size does not match.
+    /// Loads every collection's index from the rows in `tables`. A row
+    /// whose index entry does not check out against its record bytes gets
+    /// its entry rebuilt from the record (and rewritten); a row whose
+    /// record does not decode is quarantined.
     pub fn load(tables: &mut impl WriteTables) -> Result<(Indexes, Loaded), StoreError> {
         let mut loaded = Loaded::default();
         let mut by_collection = BTreeMap::new();
         for collection in tables.collections()? {
-            let stored_checksum = tables
-                .meta(&meta::checksum(&collection))?
-                .and_then(|bytes| codec::decode::<Fingerprint>(&bytes).ok());
-            let records = tables.record_count(&collection)?;
-            let verified = tables.all_index_entries(&collection)?.and_then(|entries| {
-                let index = RangeIndex::from_sorted(entries).ok()?;
-                let matches =
-                    Some(index.total()) == stored_checksum && index.len() as u64 == records;
-                matches.then_some(index)
-            });
-            let live_meta = tables.meta(&meta::live(&collection))?;
-            let (index, live) = match (verified, live_meta) {
-                (Some(index), Some(live)) => {
-                    let live = <[u8; 8]>::try_from(live.as_slice()).map_or(0, u64::from_le_bytes);
-                    (index, live)
-                }
-                _ => {
-                    tracing::warn!(%collection, "reconciliation index missing or corrupt; rebuilding from records");
-                    loaded.rebuilt += 1;
-                    rebuild(tables, &collection, &mut loaded.corrupt)?
-                }
-            };
-            loaded.totals.insert(collection.clone(), index.total());
-            loaded.live.insert(collection.clone(), live);
-            by_collection.insert(collection, index);
+            let (index, found) = load_collection(tables, &collection)?;
+            if found.repaired > 0 {
+                tracing::warn!(%collection, repaired = found.repaired, "index entries did not match their records; rebuilt them from the records");
+                loaded.rebuilt += 1;
+            }
+            loaded.corrupt += found.corrupt;
+            loaded.live.insert(collection.clone(), found.live);
+            let live = found.live;
+            by_collection.insert(collection, Collection { index, live });
         }
         let indexes = Indexes {
             by_collection: RwLock::new(by_collection),
@@ -70,8 +65,8 @@ impl Indexes {
         Ok((indexes, loaded))
     }
 
-    /// Applies a committed batch's changes.
-    pub fn apply(&self, updates: Vec<IndexUpdate>) {
+    /// Applies a committed batch's index changes and live counts.
+    pub fn apply(&self, updates: Vec<IndexUpdate>, live: Vec<(String, u64)>) {
         let mut by_collection = self
             .by_collection
             .write()
@@ -86,38 +81,42 @@ impl Indexes {
                     by_collection
                         .entry(collection)
                         .or_default()
+                        .index
                         .insert(key, entry);
                 }
                 IndexUpdate::Remove { collection, key } => {
-                    if let Some(index) = by_collection.get_mut(&collection) {
-                        index.remove(&key);
+                    if let Some(found) = by_collection.get_mut(&collection) {
+                        found.index.remove(&key);
                     }
                 }
             }
         }
+        for (collection, count) in live {
+            by_collection.entry(collection).or_default().live = count;
+        }
     }
 
-    /// Runs `read` against a collection's index (an empty one if the
-    /// collection does not exist).
-    fn read<T>(&self, collection: &str, read: impl FnOnce(&RangeIndex) -> T) -> T {
+    /// Runs `read` against a collection (an empty one if it does not
+    /// exist).
+    fn read<T>(&self, collection: &str, read: impl FnOnce(&Collection) -> T) -> T {
         let by_collection = self
             .by_collection
             .read()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         match by_collection.get(collection) {
-            Some(index) => read(index),
-            None => read(&RangeIndex::new()),
+            Some(found) => read(found),
+            None => read(&Collection::default()),
         }
     }
 
     /// The fingerprint of `range`.
     pub fn fingerprint(&self, collection: &str, range: &KeyRange) -> Fingerprint {
-        self.read(collection, |index| index.fingerprint(range))
+        self.read(collection, |found| found.index.fingerprint(range))
     }
 
     /// `range` split into `k` equal buckets.
     pub fn split(&self, collection: &str, range: &KeyRange, k: usize) -> Vec<Bucket> {
-        self.read(collection, |index| index.split(range, k))
+        self.read(collection, |found| found.index.split(range, k))
     }
 
     /// Up to `limit` entries of `range`.
@@ -127,8 +126,9 @@ impl Indexes {
         range: &KeyRange,
         limit: usize,
     ) -> Vec<(String, IndexEntry)> {
-        self.read(collection, |index| {
-            index
+        self.read(collection, |found| {
+            found
+                .index
                 .range(range)
                 .take(limit)
                 .map(|(key, entry)| (key.to_owned(), *entry))
@@ -138,113 +138,113 @@ impl Indexes {
 
     /// Whether a collection's index holds `key`.
     pub fn contains(&self, collection: &str, key: &str) -> bool {
-        self.read(collection, |index| index.contains_key(key))
+        self.read(collection, |found| found.index.contains_key(key))
     }
 
     /// How many keys a collection's index holds.
     pub fn len(&self, collection: &str) -> u64 {
-        self.read(collection, |index| index.len() as u64)
+        self.read(collection, |found| found.index.len() as u64)
+    }
+
+    /// How many of a collection's records are live.
+    pub fn live(&self, collection: &str) -> u64 {
+        self.read(collection, |found| found.live)
     }
 }
 
-/// Records read at a time while rebuilding an index.
-const REBUILD_CHUNK: usize = 1024;
+/// Rows read at a time while loading.
+const LOAD_CHUNK: usize = 1024;
 
-/// Rebuilds a collection's index from its records, quarantining any that
-/// do not decode, and rewrites the stored index, checksum and live count.
-///
-/// The records are read a chunk at a time and each stored index entry is
-/// rewritten in place, so memory holds the index being built but never
-/// every record or a second copy of the entries.
-fn rebuild(
+/// What loading one collection found.
+#[derive(Debug, Default)]
+struct Found {
+    live: u64,
+    repaired: u64,
+    corrupt: u64,
+}
+
+/// Builds a collection's index from its rows, read a chunk at a time so
+/// that memory holds the index being built but never every record.
+fn load_collection(
     tables: &mut impl WriteTables,
     collection: &str,
-    corrupt: &mut u64,
-) -> Result<(RangeIndex, u64), StoreError> {
-    let mut records = Rebuilt {
+) -> Result<(RangeIndex, Found), StoreError> {
+    let mut rows = Rows {
         tables,
         collection,
         after: None,
         chunk: Vec::new().into_iter(),
-        live: 0,
-        corrupt: 0,
+        found: Found::default(),
         failed: None,
     };
-    let index = RangeIndex::from_sorted(&mut records);
-    let Rebuilt {
-        tables,
-        live,
-        corrupt: found,
-        failed,
-        ..
-    } = records;
-    *corrupt += found;
+    let index = RangeIndex::from_sorted(&mut rows);
+    let Rows { found, failed, .. } = rows;
     if let Some(err) = failed {
         return Err(err);
     }
     let index = index.map_err(|err| StoreError::Engine(err.to_string()))?;
-    // Entries of keys that have no record (any more).
-    tables.retain_index(collection, &mut |key| index.contains_key(key))?;
-    tables.put_meta(&meta::checksum(collection), &codec::encode(&index.total()))?;
-    tables.put_meta(&meta::live(collection), &live.to_le_bytes())?;
-    Ok((index, live))
+    Ok((index, found))
 }
 
-/// The index entries of a collection's records in key order, read a chunk
-/// at a time, each also written to the stored index; records that do not
-/// decode are quarantined and skipped. Stops at the first table error,
-/// kept in `failed`.
-struct Rebuilt<'a, T> {
+/// The index entries of a collection's rows in key order. Stops at the
+/// first table error, kept in `failed`.
+struct Rows<'a, T> {
     tables: &'a mut T,
     collection: &'a str,
     /// The last key read.
     after: Option<String>,
-    /// Records read and not yet processed.
+    /// Rows read and not yet processed.
     chunk: std::vec::IntoIter<(String, Vec<u8>)>,
-    /// Live records found.
-    live: u64,
-    /// Corrupt records found.
-    corrupt: u64,
+    found: Found,
     failed: Option<StoreError>,
 }
 
-impl<T: WriteTables> Rebuilt<'_, T> {
-    /// The entry of one record, or `None` if it is corrupt (and now
-    /// quarantined).
-    fn entry(&mut self, key: &str, bytes: &[u8]) -> Result<Option<IndexEntry>, StoreError> {
+impl<T: WriteTables> Rows<'_, T> {
+    /// The entry of one row: as stored if it checks out against the
+    /// record bytes, else rebuilt from the record and rewritten; `None`
+    /// if the record does not decode (it is quarantined).
+    fn entry(&mut self, key: &str, row: &[u8]) -> Result<Option<IndexEntry>, StoreError> {
+        if let Some((stored, _)) = checked_row(row) {
+            self.found.live += u64::from(stored.live);
+            return Ok(Some(stored.entry));
+        }
         let collection = self.collection;
-        match codec::decode::<Record>(bytes) {
-            Ok(record) => {
-                let hlc = self
-                    .tables
-                    .index_entry(collection, key)?
-                    .map_or_else(|| latest_write(&record), |stored| stored.entry.hlc);
+        let record = row.get(HEADER_LEN..).unwrap_or_default();
+        match codec::decode::<Record>(record) {
+            Ok(decoded) => {
+                // The time of the last change is kept from the damaged
+                // entry if it is readable.
+                let hlc = decode_header(row)
+                    .map_or_else(|| latest_write(&decoded), |stored| stored.entry.hlc);
+                let live = decoded.exists();
                 let entry = IndexEntry {
-                    digest: Digest::of_encoding(bytes),
+                    digest: Digest::of_encoding(record),
                     hlc,
                 };
-                let live = record.exists();
-                self.tables
-                    .put_index_entry(collection, key, &StoredEntry { entry, live })?;
-                self.live += u64::from(live);
+                self.tables.put_row(
+                    collection,
+                    key,
+                    &encode_row(&StoredEntry { entry, live }, record),
+                )?;
+                self.found.repaired += 1;
+                self.found.live += u64::from(live);
                 Ok(Some(entry))
             }
             Err(cause) => {
-                tracing::error!(%collection, %key, %cause, "corrupt record quarantined during index rebuild");
-                self.corrupt += 1;
-                self.tables.quarantine(collection, key, bytes)?;
-                self.tables.remove_record(collection, key)?;
-                self.tables.remove_index_entry(collection, key)?;
+                tracing::error!(%collection, %key, %cause, "corrupt record quarantined on open");
+                self.found.corrupt += 1;
+                self.tables.quarantine(collection, key, row)?;
+                self.tables.remove_row(collection, key)?;
                 Ok(None)
             }
         }
     }
 
-    /// Reads the next chunk of records; `false` at the end.
+    /// Reads the next chunk of rows; `false` at the end.
     fn refill(&mut self) -> Result<bool, StoreError> {
         let chunk =
             self.tables
-                .records_after(self.collection, "", self.after.as_deref(), REBUILD_CHUNK)?;
+                .rows_after(self.collection, "", self.after.as_deref(), LOAD_CHUNK)?;
         let Some((last, _)) = chunk.last() else {
             return Ok(false);
         };
@@ -254,12 +254,12 @@ impl<T: WriteTables> Rebuilt<'_, T> {
     }
 }
 
-impl<T: WriteTables> Iterator for Rebuilt<'_, T> {
+impl<T: WriteTables> Iterator for Rows<'_, T> {
     type Item = (String, IndexEntry);
 
     fn next(&mut self) -> Option<Self::Item> {
         while self.failed.is_none() {
-            let Some((key, bytes)) = self.chunk.next() else {
+            let Some((key, row)) = self.chunk.next() else {
                 match self.refill() {
                     Ok(true) => continue,
                     Ok(false) => return None,
@@ -269,7 +269,7 @@ impl<T: WriteTables> Iterator for Rebuilt<'_, T> {
                     }
                 }
             };
-            match self.entry(&key, &bytes) {
+            match self.entry(&key, &row) {
                 Ok(Some(entry)) => return Some((key, entry)),
                 Ok(None) => {}
                 Err(err) => self.failed = Some(err),
@@ -297,18 +297,23 @@ mod tests {
     use crate::mem_tables::MemTables;
     use crate::tables::ReadTables;
 
-    fn entry(byte: u8) -> StoredEntry {
-        StoredEntry {
-            entry: IndexEntry {
-                digest: Digest([byte; 32]),
-                hlc: Timestamp(u64::from(byte)),
+    fn row(record: &Record, hlc: u64) -> Vec<u8> {
+        let bytes = codec::encode(record);
+        let entry = IndexEntry {
+            digest: Digest::of_encoding(&bytes),
+            hlc: Timestamp(hlc),
+        };
+        encode_row(
+            &StoredEntry {
+                entry,
+                live: record.exists(),
             },
-            live: true,
-        }
+            &bytes,
+        )
     }
 
     #[test]
-    fn a_rebuild_rewrites_entries_drops_stale_ones_and_quarantines_corrupt_records() {
+    fn loading_rebuilds_damaged_entries_and_quarantines_corrupt_records() {
         let mut tables = MemTables::default();
         let time = Timestamp::from_millis(1_000);
         let mut good = Record::default();
@@ -316,37 +321,57 @@ mod tests {
             .unwrap();
         let mut gone = good.clone();
         gone.delete();
-        for (key, record) in [("a", &good), ("c", &gone)] {
-            tables
-                .put_record("leads", key, &codec::encode(record))
-                .unwrap();
+        let mut other = Record::default();
+        other
+            .put_json(&serde_json::json!({"b": 2}), ReplicaId(1), time)
+            .unwrap();
+        // "a": a wrong digest in front of a good record; "c": a deleted
+        // record, intact; "d": a live flag that is neither 0 nor 1; "e":
+        // intact.
+        let mut a = row(&good, 9);
+        a[0] ^= 1;
+        let mut d = row(&other, 5);
+        d[40] = 7;
+        for (key, bytes) in [
+            ("a", a),
+            ("c", row(&gone, 3)),
+            ("d", d),
+            ("e", row(&other, 4)),
+        ] {
+            tables.put_row("leads", key, &bytes).unwrap();
         }
+        // "b": a record that does not decode behind a readable header.
         tables.corrupt_record("leads", "b", vec![1, 0xff, 0xff]);
-        // A wrong entry for "a", an entry for "b", and one for "z", which
-        // has no record; no checksum, so loading rebuilds.
-        for key in ["a", "b", "z"] {
-            tables.put_index_entry("leads", key, &entry(9)).unwrap();
-        }
+
         let (indexes, loaded) = Indexes::load(&mut tables).unwrap();
         assert_eq!((loaded.rebuilt, loaded.corrupt), (1, 1));
-        assert_eq!(loaded.live.get("leads"), Some(&1));
-        let keys: Vec<_> = indexes
-            .entries("leads", &KeyRange::all(), usize::MAX)
-            .into_iter()
-            .map(|(key, _)| key)
-            .collect();
-        assert_eq!(keys, ["a", "c"]);
-        let stored = tables.all_index_entries("leads").unwrap().unwrap();
-        assert_eq!(
-            stored,
-            indexes.entries("leads", &KeyRange::all(), usize::MAX)
-        );
-        let a = tables.index_entry("leads", "a").unwrap().unwrap();
-        assert_eq!(a.entry.digest, Digest::of_encoding(&codec::encode(&good)));
-        // The old entry's time is kept.
-        assert_eq!(a.entry.hlc, Timestamp(9));
-        assert!(!tables.index_entry("leads", "c").unwrap().unwrap().live);
+        assert_eq!(loaded.live.get("leads"), Some(&3));
+        assert_eq!(indexes.live("leads"), 3);
+        let entries = indexes.entries("leads", &KeyRange::all(), usize::MAX);
+        let keys: Vec<_> = entries.iter().map(|(key, _)| key.as_str()).collect();
+        assert_eq!(keys, ["a", "c", "d", "e"]);
+        // The rebuilt entries are rewritten and check out, with the live
+        // flag from the record, and the time of the last change from the
+        // old header if it was readable ("a"), else from the record ("d").
+        for (key, hlc) in [("a", Timestamp(9)), ("d", time)] {
+            let stored = tables.row("leads", key).unwrap().unwrap();
+            let (entry, _) = checked_row(&stored).expect("the row checks out now");
+            assert_eq!((entry.entry.hlc, entry.live), (hlc, true));
+        }
         assert!(tables.is_quarantined("leads", "b").unwrap());
-        assert!(tables.record("leads", "b").unwrap().is_none());
+        assert!(tables.row("leads", "b").unwrap().is_none());
+        // A second load finds nothing to repair.
+        let (_, again) = Indexes::load(&mut tables).unwrap();
+        assert_eq!((again.rebuilt, again.corrupt), (0, 0));
+    }
+
+    #[test]
+    fn a_row_cut_inside_its_header_is_quarantined() {
+        let mut tables = MemTables::default();
+        tables.put_row("leads", "k", &[0; HEADER_LEN - 1]).unwrap();
+        let (indexes, loaded) = Indexes::load(&mut tables).unwrap();
+        assert_eq!(loaded.corrupt, 1);
+        assert_eq!(indexes.len("leads"), 0);
+        assert!(tables.is_quarantined("leads", "k").unwrap());
     }
 }

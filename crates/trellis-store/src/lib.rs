@@ -9,8 +9,9 @@
 //!   deterministic simulation and embedding.
 //! - A per-collection reconciliation [`index`]: key → (digest, time), with
 //!   O(log n) range fingerprints and equal-count bucket splits for
-//!   range-based set reconciliation. It is persisted with a checksum and
-//!   rebuilt from the records if missing or corrupt.
+//!   range-based set reconciliation. Each record's entry is stored in
+//!   front of its bytes; on open every entry is checked against its
+//!   record and rebuilt from it if it does not match.
 //! - A change feed: every applied change, local or remote, gets the next
 //!   local sequence number; retention is bounded.
 //! - Limits on keys, record size, field count and collection names, and
@@ -42,6 +43,7 @@ mod committer;
 mod config;
 mod engine;
 mod error;
+mod feed;
 pub mod index;
 mod indexes;
 mod limits;
@@ -53,6 +55,7 @@ mod reader;
 mod redb_store;
 mod redb_tables;
 mod request;
+mod row;
 mod stats;
 mod store;
 mod tables;

@@ -92,10 +92,8 @@ impl Engine for MemStore {
         let MemState { tables, writer } = &mut *state;
         let mut effects = Effects::default();
         let outcome = request.run(writer, tables, (self.wall)(), &mut effects);
-        let finished = writer.finish(tables);
-        self.common.counters.batch(effects.writes, effects.corrupt);
-        self.common.indexes.apply(effects.index);
-        self.common.seq.send_replace(writer.last_seq);
+        let finished = writer.finish(tables, &mut effects);
+        self.common.publish(effects, writer.last_seq);
         drop(state);
         outcome.deliver(finished.err().as_ref());
     }

@@ -3,22 +3,21 @@
 use std::collections::BTreeMap;
 use std::ops::Bound;
 
-use crate::index::IndexEntry;
-use crate::tables::{ReadTables, StoredEntry, WriteTables};
+use crate::row::HEADER_LEN;
+use crate::tables::{ReadTables, WriteTables};
 use crate::StoreError;
 
-/// The tables of a memory store.
+/// The tables of a memory store: the same rows as a redb store's.
 #[derive(Debug, Default)]
 pub(crate) struct MemTables {
     records: BTreeMap<String, BTreeMap<String, Vec<u8>>>,
-    index: BTreeMap<String, BTreeMap<String, StoredEntry>>,
     changes: BTreeMap<u64, Vec<u8>>,
     quarantine: BTreeMap<(String, String), Vec<u8>>,
     meta: BTreeMap<String, Vec<u8>>,
 }
 
 impl ReadTables for MemTables {
-    fn record(&self, collection: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+    fn row(&self, collection: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(self
             .records
             .get(collection)
@@ -26,7 +25,15 @@ impl ReadTables for MemTables {
             .cloned())
     }
 
-    fn records_after(
+    fn row_header(&self, collection: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self
+            .records
+            .get(collection)
+            .and_then(|records| records.get(key))
+            .map(|row| row[..HEADER_LEN.min(row.len())].to_vec()))
+    }
+
+    fn rows_after(
         &self,
         collection: &str,
         prefix: &str,
@@ -48,38 +55,6 @@ impl ReadTables for MemTables {
             .collect())
     }
 
-    fn record_count(&self, collection: &str) -> Result<u64, StoreError> {
-        Ok(self
-            .records
-            .get(collection)
-            .map_or(0, |records| records.len() as u64))
-    }
-
-    fn index_entry(&self, collection: &str, key: &str) -> Result<Option<StoredEntry>, StoreError> {
-        Ok(self
-            .index
-            .get(collection)
-            .and_then(|index| index.get(key))
-            .copied())
-    }
-
-    fn all_index_entries(
-        &self,
-        collection: &str,
-    ) -> Result<Option<Vec<(String, IndexEntry)>>, StoreError> {
-        Ok(Some(
-            self.index
-                .get(collection)
-                .map(|index| {
-                    index
-                        .iter()
-                        .map(|(key, stored)| (key.clone(), stored.entry))
-                        .collect()
-                })
-                .unwrap_or_default(),
-        ))
-    }
-
     fn is_quarantined(&self, collection: &str, key: &str) -> Result<bool, StoreError> {
         Ok(self
             .quarantine
@@ -90,13 +65,27 @@ impl ReadTables for MemTables {
         Ok(self.quarantine.len() as u64)
     }
 
-    fn changes_after(&self, after: u64, limit: usize) -> Result<Vec<Vec<u8>>, StoreError> {
+    fn change_batches_after(
+        &self,
+        after: u64,
+        visit: &mut dyn FnMut(u64, &[u8]) -> bool,
+    ) -> Result<(), StoreError> {
+        let Some(start) = after.checked_add(1) else {
+            return Ok(());
+        };
+        for (last_seq, row) in self.changes.range(start..) {
+            if !visit(*last_seq, row) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    fn last_change_batch(&self) -> Result<Option<(u64, Vec<u8>)>, StoreError> {
         Ok(self
             .changes
-            .range(after.saturating_add(1)..)
-            .take(limit)
-            .map(|(_, bytes)| bytes.clone())
-            .collect())
+            .last_key_value()
+            .map(|(last_seq, row)| (*last_seq, row.clone())))
     }
 
     fn collections(&self) -> Result<Vec<String>, StoreError> {
@@ -109,48 +98,17 @@ impl ReadTables for MemTables {
 }
 
 impl WriteTables for MemTables {
-    fn put_record(&mut self, collection: &str, key: &str, bytes: &[u8]) -> Result<(), StoreError> {
+    fn put_row(&mut self, collection: &str, key: &str, row: &[u8]) -> Result<(), StoreError> {
         self.records
             .entry(collection.to_owned())
             .or_default()
-            .insert(key.to_owned(), bytes.to_vec());
+            .insert(key.to_owned(), row.to_vec());
         Ok(())
     }
 
-    fn remove_record(&mut self, collection: &str, key: &str) -> Result<(), StoreError> {
+    fn remove_row(&mut self, collection: &str, key: &str) -> Result<(), StoreError> {
         if let Some(records) = self.records.get_mut(collection) {
             records.remove(key);
-        }
-        Ok(())
-    }
-
-    fn put_index_entry(
-        &mut self,
-        collection: &str,
-        key: &str,
-        entry: &StoredEntry,
-    ) -> Result<(), StoreError> {
-        self.index
-            .entry(collection.to_owned())
-            .or_default()
-            .insert(key.to_owned(), *entry);
-        Ok(())
-    }
-
-    fn remove_index_entry(&mut self, collection: &str, key: &str) -> Result<(), StoreError> {
-        if let Some(index) = self.index.get_mut(collection) {
-            index.remove(key);
-        }
-        Ok(())
-    }
-
-    fn retain_index(
-        &mut self,
-        collection: &str,
-        keep: &mut dyn FnMut(&str) -> bool,
-    ) -> Result<(), StoreError> {
-        if let Some(index) = self.index.get_mut(collection) {
-            index.retain(|key, _| keep(key));
         }
         Ok(())
     }
@@ -167,14 +125,16 @@ impl WriteTables for MemTables {
         Ok(())
     }
 
-    fn append_change(&mut self, seq: u64, bytes: &[u8]) -> Result<(), StoreError> {
-        self.changes.insert(seq, bytes.to_vec());
+    fn append_change_batch(&mut self, last_seq: u64, row: &[u8]) -> Result<(), StoreError> {
+        self.changes.insert(last_seq, row.to_vec());
         Ok(())
     }
 
-    fn trim_changes(&mut self, through: u64) -> Result<(), StoreError> {
-        self.changes = self.changes.split_off(&through.saturating_add(1));
-        Ok(())
+    fn trim_change_batches(&mut self, through: u64) -> Result<Option<u64>, StoreError> {
+        let kept = self.changes.split_off(&through.saturating_add(1));
+        let highest = self.changes.last_key_value().map(|(last_seq, _)| *last_seq);
+        self.changes = kept;
+        Ok(highest)
     }
 
     fn put_meta(&mut self, name: &str, value: &[u8]) -> Result<(), StoreError> {
@@ -184,12 +144,15 @@ impl WriteTables for MemTables {
 }
 
 impl MemTables {
-    /// Overwrites a stored record's bytes as they are, for corruption tests.
+    /// Replaces a stored record's bytes behind its row header (an all-zero
+    /// header if there is no row), for corruption tests.
     #[cfg(test)]
     pub fn corrupt_record(&mut self, collection: &str, key: &str, bytes: Vec<u8>) {
-        self.records
-            .entry(collection.to_owned())
-            .or_default()
-            .insert(key.to_owned(), bytes);
+        let rows = self.records.entry(collection.to_owned()).or_default();
+        let mut row = rows
+            .get(key)
+            .map_or(vec![0; HEADER_LEN], |row| row[..HEADER_LEN].to_vec());
+        row.extend_from_slice(&bytes);
+        rows.insert(key.to_owned(), row);
     }
 }

@@ -10,14 +10,15 @@
 
 use trellis_crdt::{codec, Digest, Record, ReplicaId, Timestamp};
 
+use crate::row::StoredEntry;
 use crate::{Limits, Mutation, StoreError};
 
 /// A record as found in the tables.
 pub(crate) enum Stored {
     /// No record under the key.
     Missing,
-    /// A record that decoded, and the digest of its stored bytes.
-    Present { record: Record, digest: Digest },
+    /// A record that decoded, and its row's index entry.
+    Present { record: Record, entry: StoredEntry },
 }
 
 impl Stored {
@@ -26,7 +27,7 @@ impl Stored {
     pub fn previous(&self) -> Option<(Digest, bool)> {
         match self {
             Stored::Missing => None,
-            Stored::Present { record, digest } => Some((*digest, record.exists())),
+            Stored::Present { entry, .. } => Some((entry.entry.digest, entry.live)),
         }
     }
 }

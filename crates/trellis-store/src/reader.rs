@@ -1,25 +1,26 @@
 //! The read logic both stores share.
 
-use trellis_crdt::{codec, Record};
+use trellis_crdt::Record;
 
+use crate::feed::{batch_len, decode_batch};
 use crate::indexes::Indexes;
+use crate::row::decode_row;
 use crate::tables::{meta, meta_u64, ReadTables};
 use crate::{Change, CollectionInfo, Page, Scan, StoreError};
 
 /// The default page size of a scan.
 pub const DEFAULT_SCAN_LIMIT: usize = 100;
 
-/// Decodes a stored record; a failure is reported as [`StoreError::Corrupt`].
-pub(crate) fn decode_record(
-    collection: &str,
-    key: &str,
-    bytes: &[u8],
-) -> Result<Record, StoreError> {
-    codec::decode(bytes).map_err(|cause| StoreError::Corrupt {
-        collection: collection.to_owned(),
-        key: key.to_owned(),
-        cause,
-    })
+/// Decodes a stored row's record; a failure is reported as
+/// [`StoreError::Corrupt`].
+pub(crate) fn decode_record(collection: &str, key: &str, row: &[u8]) -> Result<Record, StoreError> {
+    decode_row(row)
+        .map(|(_, record)| record)
+        .map_err(|cause| StoreError::Corrupt {
+            collection: collection.to_owned(),
+            key: key.to_owned(),
+            cause,
+        })
 }
 
 /// The record at `collection/key`.
@@ -29,8 +30,8 @@ pub(crate) fn get(
     key: &str,
 ) -> Result<Option<Record>, StoreError> {
     tables
-        .record(collection, key)?
-        .map(|bytes| decode_record(collection, key, &bytes))
+        .row(collection, key)?
+        .map(|row| decode_record(collection, key, &row))
         .transpose()
 }
 
@@ -50,7 +51,7 @@ pub(crate) fn scan(
     let mut records = Vec::new();
     let mut after = scan.after.clone();
     loop {
-        let batch = tables.records_after(collection, &scan.prefix, after.as_deref(), limit)?;
+        let batch = tables.rows_after(collection, &scan.prefix, after.as_deref(), limit)?;
         let exhausted = batch.len() < limit;
         for (key, bytes) in batch {
             after = Some(key.clone());
@@ -61,7 +62,7 @@ pub(crate) fn scan(
             }
             if records.len() == limit {
                 let more = !tables
-                    .records_after(collection, &scan.prefix, after.as_deref(), 1)?
+                    .rows_after(collection, &scan.prefix, after.as_deref(), 1)?
                     .is_empty();
                 return Ok(Page {
                     records,
@@ -91,14 +92,25 @@ pub(crate) fn changes_since(
             oldest: floor + 1,
         });
     }
-    tables
-        .changes_after(after, limit)?
-        .into_iter()
-        .map(|bytes| {
-            codec::decode::<Change>(&bytes)
-                .map_err(|err| StoreError::Engine(format!("unreadable change-feed entry: {err}")))
-        })
-        .collect()
+    if limit == 0 {
+        return Ok(Vec::new());
+    }
+    // Each batch row holds the changes up to its key; the first one may
+    // also hold some at or below `after`, which are skipped.
+    let mut rows = Vec::new();
+    let mut wanted = 0;
+    tables.change_batches_after(after, &mut |last_seq, row| {
+        wanted += batch_len(row).min(last_seq - after);
+        rows.push((last_seq, row.to_vec()));
+        wanted < limit as u64
+    })?;
+    let mut changes = Vec::new();
+    for (last_seq, row) in rows {
+        let (_, batch) = decode_batch(last_seq, &row)?;
+        changes.extend(batch.into_iter().filter(|change| change.seq > after));
+    }
+    changes.truncate(limit);
+    Ok(changes)
 }
 
 /// Every collection with its counts.
@@ -110,8 +122,7 @@ pub(crate) fn collections(
         .collections()?
         .into_iter()
         .map(|name| {
-            let live = meta_u64(tables, &meta::live(&name))?.unwrap_or(0);
-            let keys = indexes.len(&name);
+            let (live, keys) = (indexes.live(&name), indexes.len(&name));
             Ok(CollectionInfo { name, live, keys })
         })
         .collect()

@@ -6,16 +6,17 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use redb::{Database, ReadableDatabase};
-use trellis_crdt::{codec, wall_clock_millis, Digest, HybridClock, ReplicaId, Timestamp};
+use trellis_crdt::{wall_clock_millis, HybridClock, ReplicaId, Timestamp};
 
 use crate::clock::SharedClock;
 use crate::committer::{self, Message};
 use crate::engine::{sealed::Engine, Common};
-use crate::index::Fingerprint;
+use crate::feed::decode_batch;
 use crate::indexes::Indexes;
 use crate::prepare::{prepare, Prepared, Stored};
 use crate::redb_tables::{RedbRead, RedbWrite};
 use crate::request::Request;
+use crate::row::decode_row;
 use crate::tables::{meta, meta_u64, ReadTables, WriteTables, FORMAT_VERSION};
 use crate::writer::Writer;
 use crate::{Limits, Mutation, StoreConfig, StoreError};
@@ -98,7 +99,9 @@ impl RedbStore {
                 Some(FORMAT_VERSION) => {}
                 Some(other) => {
                     return Err(unusable(format!(
-                        "data format {other} is not the format {FORMAT_VERSION} this build reads"
+                        "data format {other} is not the format {FORMAT_VERSION} this build reads; \
+                         run the build that wrote it, or move the file aside and start this node \
+                         empty so that anti-entropy refills it from its peers"
                     )))
                 }
             }
@@ -110,7 +113,7 @@ impl RedbStore {
                 )));
             }
             let (indexes, loaded) = Indexes::load(&mut tables)?;
-            let writer = writer_from(&tables, replica, &config, loaded.totals, loaded.live)?;
+            let writer = writer_from(&tables, replica, &config, loaded.live)?;
             (writer, indexes, (loaded.rebuilt, loaded.corrupt))
         };
         txn.commit()?;
@@ -178,12 +181,12 @@ impl RedbStore {
         // sees that the record changed and applies the write afresh.
         let before = if shared.common.indexes.contains(collection, key) {
             let read = RedbRead::new(shared.db.begin_read().ok()?);
-            match read.record(collection, key).ok()? {
+            match read.row(collection, key).ok()? {
                 None => Stored::Missing,
-                Some(bytes) => Stored::Present {
-                    record: codec::decode(&bytes).ok()?,
-                    digest: Digest::of_encoding(&bytes),
-                },
+                Some(row) => {
+                    let (entry, record) = decode_row(&row).ok()?;
+                    Stored::Present { record, entry }
+                }
             }
         } else {
             Stored::Missing
@@ -209,21 +212,23 @@ impl RedbStore {
     }
 }
 
-/// The writer's state as persisted.
+/// The writer's state as persisted: the last sequence number and the
+/// clock's high-water mark come from the last change-feed batch.
 pub(crate) fn writer_from(
     tables: &impl ReadTables,
     replica: ReplicaId,
     config: &StoreConfig,
-    totals: std::collections::BTreeMap<String, Fingerprint>,
     live: std::collections::BTreeMap<String, u64>,
 ) -> Result<Writer, StoreError> {
-    let high_water = Timestamp(meta_u64(tables, meta::CLOCK)?.unwrap_or(0));
+    let (last_seq, high_water) = match tables.last_change_batch()? {
+        Some((last_seq, row)) => (last_seq, decode_batch(last_seq, &row)?.0),
+        None => (0, Timestamp::default()),
+    };
     let clock = SharedClock::new(HybridClock::new(config.max_clock_skew).resume_after(high_water));
-    let last_seq = meta_u64(tables, meta::LAST_SEQ)?.unwrap_or(0);
     let floor = meta_u64(tables, meta::FEED_FLOOR)?.unwrap_or(0);
     let mut writer = Writer::new(replica, clock, last_seq, floor, config);
-    writer.totals = totals;
     writer.live = live;
+    writer.quarantined = tables.quarantined_count()?;
     Ok(writer)
 }
 

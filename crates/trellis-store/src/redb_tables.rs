@@ -3,9 +3,8 @@
 //!
 //! | table | key | value |
 //! |---|---|---|
-//! | `records/{collection}` | record key | codec-encoded `Record` |
-//! | `index/{collection}` | record key | 32-byte digest, 8-byte timestamp, 1-byte live flag |
-//! | `changes` | sequence number | codec-encoded `Change` |
+//! | `records/{collection}` | record key | the row: index entry, then the codec-encoded `Record` (see `crate::row`) |
+//! | `changes` | last sequence number of a batch | the batch's changes (see `crate::feed`) |
 //! | `quarantine` | `{collection}/{key}` | the undecodable bytes |
 //! | `meta` | name | value (see `tables::meta`) |
 
@@ -17,8 +16,8 @@ use redb::{
     WriteTransaction,
 };
 
-use crate::index::IndexEntry;
-use crate::tables::{decode_index_entry, encode_index_entry, ReadTables, StoredEntry, WriteTables};
+use crate::row::HEADER_LEN;
+use crate::tables::{ReadTables, WriteTables};
 use crate::StoreError;
 
 type Bytes = TableDefinition<'static, &'static str, &'static [u8]>;
@@ -27,14 +26,9 @@ const CHANGES: TableDefinition<'static, u64, &'static [u8]> = TableDefinition::n
 const QUARANTINE: Bytes = TableDefinition::new("quarantine");
 const META: Bytes = TableDefinition::new("meta");
 const RECORDS_PREFIX: &str = "records/";
-const INDEX_PREFIX: &str = "index/";
 
 fn records_table(collection: &str) -> String {
     format!("{RECORDS_PREFIX}{collection}")
-}
-
-fn index_table(collection: &str) -> String {
-    format!("{INDEX_PREFIX}{collection}")
 }
 
 fn quarantine_key(collection: &str, key: &str) -> String {
@@ -136,6 +130,8 @@ impl<'txn> RedbWrite<'txn> {
 /// The reads both transaction kinds share, over a string-keyed table.
 trait ReadableBytes {
     fn get_bytes(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    /// At most the first `len` bytes of the value under `key`.
+    fn get_prefix(&self, key: &str, len: usize) -> Result<Option<Vec<u8>>, StoreError>;
     fn entries_from(
         &self,
         prefix: &str,
@@ -148,6 +144,13 @@ trait ReadableBytes {
 impl<T: ReadableTable<&'static str, &'static [u8]>> ReadableBytes for T {
     fn get_bytes(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(self.get(key)?.map(|value| value.value().to_vec()))
+    }
+
+    fn get_prefix(&self, key: &str, len: usize) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.get(key)?.map(|value| {
+            let value = value.value();
+            value[..len.min(value.len())].to_vec()
+        }))
     }
 
     fn entries_from(
@@ -189,7 +192,11 @@ trait TableSource {
         read: impl FnOnce(&dyn ReadableBytes) -> Result<T, StoreError>,
     ) -> Result<Option<T>, StoreError>;
 
-    fn changes_after(&self, after: u64, limit: usize) -> Result<Vec<Vec<u8>>, StoreError>;
+    /// Runs `read` over the changes table (`None` if it does not exist).
+    fn with_changes<T>(
+        &self,
+        read: impl FnOnce(&dyn ReadableChanges) -> Result<T, StoreError>,
+    ) -> Result<Option<T>, StoreError>;
 
     fn table_names(&self) -> Result<Vec<String>, StoreError>;
 }
@@ -206,13 +213,15 @@ impl TableSource for RedbRead {
         }
     }
 
-    fn changes_after(&self, after: u64, limit: usize) -> Result<Vec<Vec<u8>>, StoreError> {
-        let table = match self.txn.open_table(CHANGES) {
-            Ok(table) => table,
-            Err(TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
-            Err(err) => return Err(err.into()),
-        };
-        collect_changes(&table, after, limit)
+    fn with_changes<T>(
+        &self,
+        read: impl FnOnce(&dyn ReadableChanges) -> Result<T, StoreError>,
+    ) -> Result<Option<T>, StoreError> {
+        match self.txn.open_table(CHANGES) {
+            Ok(table) => read(&table).map(Some),
+            Err(TableError::TableDoesNotExist(_)) => Ok(None),
+            Err(err) => Err(err.into()),
+        }
     }
 
     fn table_names(&self) -> Result<Vec<String>, StoreError> {
@@ -233,11 +242,15 @@ impl TableSource for RedbWrite<'_> {
         self.with_table(name, read)
     }
 
-    fn changes_after(&self, after: u64, limit: usize) -> Result<Vec<Vec<u8>>, StoreError> {
+    fn with_changes<T>(
+        &self,
+        read: impl FnOnce(&dyn ReadableChanges) -> Result<T, StoreError>,
+    ) -> Result<Option<T>, StoreError> {
         match &self.changes {
-            Some(table) => collect_changes(table, after, limit),
+            Some(table) => read(table).map(Some),
             None => match self.txn.open_table(CHANGES) {
-                Ok(table) => collect_changes(&table, after, limit),
+                Ok(table) => read(&table).map(Some),
+                Err(TableError::TableDoesNotExist(_)) => Ok(None),
                 Err(err) => Err(err.into()),
             },
         }
@@ -252,30 +265,57 @@ impl TableSource for RedbWrite<'_> {
     }
 }
 
-fn collect_changes(
-    table: &impl ReadableTable<u64, &'static [u8]>,
-    after: u64,
-    limit: usize,
-) -> Result<Vec<Vec<u8>>, StoreError> {
-    let mut out = Vec::new();
-    for entry in table.range(after.saturating_add(1)..)? {
-        if out.len() >= limit {
-            break;
+/// The reads of the changes table both transaction kinds share.
+trait ReadableChanges {
+    fn batches_after(
+        &self,
+        after: u64,
+        visit: &mut dyn FnMut(u64, &[u8]) -> bool,
+    ) -> Result<(), StoreError>;
+    fn last_batch(&self) -> Result<Option<(u64, Vec<u8>)>, StoreError>;
+}
+
+impl<T: ReadableTable<u64, &'static [u8]>> ReadableChanges for T {
+    fn batches_after(
+        &self,
+        after: u64,
+        visit: &mut dyn FnMut(u64, &[u8]) -> bool,
+    ) -> Result<(), StoreError> {
+        let Some(start) = after.checked_add(1) else {
+            return Ok(());
+        };
+        for entry in self.range(start..)? {
+            let (last_seq, row) = entry?;
+            if !visit(last_seq.value(), row.value()) {
+                break;
+            }
         }
-        let (_, value) = entry?;
-        out.push(value.value().to_vec());
+        Ok(())
     }
-    Ok(out)
+
+    fn last_batch(&self) -> Result<Option<(u64, Vec<u8>)>, StoreError> {
+        Ok(self
+            .last()?
+            .map(|(last_seq, row)| (last_seq.value(), row.value().to_vec())))
+    }
 }
 
 impl<S: TableSource> ReadTables for S {
-    fn record(&self, collection: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+    fn row(&self, collection: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(self
             .with_bytes(&records_table(collection), |table| table.get_bytes(key))?
             .flatten())
     }
 
-    fn records_after(
+    fn row_header(&self, collection: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self
+            .with_bytes(&records_table(collection), |table| {
+                table.get_prefix(key, HEADER_LEN)
+            })?
+            .flatten())
+    }
+
+    fn rows_after(
         &self,
         collection: &str,
         prefix: &str,
@@ -287,34 +327,6 @@ impl<S: TableSource> ReadTables for S {
                 table.entries_from(prefix, after, limit)
             })?
             .unwrap_or_default())
-    }
-
-    fn record_count(&self, collection: &str) -> Result<u64, StoreError> {
-        Ok(self
-            .with_bytes(&records_table(collection), |table| table.count())?
-            .unwrap_or(0))
-    }
-
-    fn index_entry(&self, collection: &str, key: &str) -> Result<Option<StoredEntry>, StoreError> {
-        Ok(self
-            .with_bytes(&index_table(collection), |table| table.get_bytes(key))?
-            .flatten()
-            .and_then(|bytes| decode_index_entry(&bytes)))
-    }
-
-    fn all_index_entries(
-        &self,
-        collection: &str,
-    ) -> Result<Option<Vec<(String, IndexEntry)>>, StoreError> {
-        let rows = self
-            .with_bytes(&index_table(collection), |table| {
-                table.entries_from("", None, usize::MAX)
-            })?
-            .unwrap_or_default();
-        Ok(rows
-            .into_iter()
-            .map(|(key, bytes)| decode_index_entry(&bytes).map(|stored| (key, stored.entry)))
-            .collect())
     }
 
     fn is_quarantined(&self, collection: &str, key: &str) -> Result<bool, StoreError> {
@@ -332,8 +344,17 @@ impl<S: TableSource> ReadTables for S {
         Ok(self.with_bytes(&name, |table| table.count())?.unwrap_or(0))
     }
 
-    fn changes_after(&self, after: u64, limit: usize) -> Result<Vec<Vec<u8>>, StoreError> {
-        TableSource::changes_after(self, after, limit)
+    fn change_batches_after(
+        &self,
+        after: u64,
+        visit: &mut dyn FnMut(u64, &[u8]) -> bool,
+    ) -> Result<(), StoreError> {
+        self.with_changes(|changes| changes.batches_after(after, visit))?;
+        Ok(())
+    }
+
+    fn last_change_batch(&self) -> Result<Option<(u64, Vec<u8>)>, StoreError> {
+        Ok(self.with_changes(|changes| changes.last_batch())?.flatten())
     }
 
     fn collections(&self) -> Result<Vec<String>, StoreError> {
@@ -355,39 +376,13 @@ impl<S: TableSource> ReadTables for S {
 }
 
 impl WriteTables for RedbWrite<'_> {
-    fn put_record(&mut self, collection: &str, key: &str, bytes: &[u8]) -> Result<(), StoreError> {
-        self.table(records_table(collection))?.insert(key, bytes)?;
+    fn put_row(&mut self, collection: &str, key: &str, row: &[u8]) -> Result<(), StoreError> {
+        self.table(records_table(collection))?.insert(key, row)?;
         Ok(())
     }
 
-    fn remove_record(&mut self, collection: &str, key: &str) -> Result<(), StoreError> {
+    fn remove_row(&mut self, collection: &str, key: &str) -> Result<(), StoreError> {
         self.table(records_table(collection))?.remove(key)?;
-        Ok(())
-    }
-
-    fn put_index_entry(
-        &mut self,
-        collection: &str,
-        key: &str,
-        entry: &StoredEntry,
-    ) -> Result<(), StoreError> {
-        self.table(index_table(collection))?
-            .insert(key, encode_index_entry(entry).as_slice())?;
-        Ok(())
-    }
-
-    fn remove_index_entry(&mut self, collection: &str, key: &str) -> Result<(), StoreError> {
-        self.table(index_table(collection))?.remove(key)?;
-        Ok(())
-    }
-
-    fn retain_index(
-        &mut self,
-        collection: &str,
-        keep: &mut dyn FnMut(&str) -> bool,
-    ) -> Result<(), StoreError> {
-        self.table(index_table(collection))?
-            .retain(|key, _| keep(key))?;
         Ok(())
     }
 
@@ -405,14 +400,18 @@ impl WriteTables for RedbWrite<'_> {
         Ok(())
     }
 
-    fn append_change(&mut self, seq: u64, bytes: &[u8]) -> Result<(), StoreError> {
-        self.changes()?.insert(seq, bytes)?;
+    fn append_change_batch(&mut self, last_seq: u64, row: &[u8]) -> Result<(), StoreError> {
+        self.changes()?.insert(last_seq, row)?;
         Ok(())
     }
 
-    fn trim_changes(&mut self, through: u64) -> Result<(), StoreError> {
-        self.changes()?.retain_in(..=through, |_, _| false)?;
-        Ok(())
+    fn trim_change_batches(&mut self, through: u64) -> Result<Option<u64>, StoreError> {
+        let mut highest = None;
+        self.changes()?.retain_in(..=through, |last_seq, _| {
+            highest = Some(last_seq);
+            false
+        })?;
+        Ok(highest)
     }
 
     fn put_meta(&mut self, name: &str, value: &[u8]) -> Result<(), StoreError> {

@@ -3,19 +3,22 @@
 //! ([`crate::mem_tables`]). Both stores run the same write and read logic
 //! over these traits.
 
-use trellis_crdt::{Digest, Timestamp};
-
-use crate::index::IndexEntry;
 use crate::StoreError;
 
 /// Reads from one consistent view of the tables.
 pub(crate) trait ReadTables {
-    /// The encoded record at `collection/key`.
-    fn record(&self, collection: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    /// The row at `collection/key`: its index entry, then the encoded
+    /// record (see [`crate::row`]).
+    fn row(&self, collection: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
 
-    /// Up to `limit` records of `collection` whose keys start with
-    /// `prefix` and sort after `after`, in key order.
-    fn records_after(
+    /// The first [`HEADER_LEN`](crate::row::HEADER_LEN) bytes of the row at
+    /// `collection/key` (fewer if the row is shorter), without copying the
+    /// record.
+    fn row_header(&self, collection: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
+
+    /// Up to `limit` rows of `collection` whose keys start with `prefix`
+    /// and sort after `after`, in key order.
+    fn rows_after(
         &self,
         collection: &str,
         prefix: &str,
@@ -23,27 +26,23 @@ pub(crate) trait ReadTables {
         limit: usize,
     ) -> Result<Vec<(String, Vec<u8>)>, StoreError>;
 
-    /// How many records `collection` holds, deleted ones included.
-    fn record_count(&self, collection: &str) -> Result<u64, StoreError>;
-
-    /// The stored index entry of `collection/key`, if readable.
-    fn index_entry(&self, collection: &str, key: &str) -> Result<Option<StoredEntry>, StoreError>;
-
-    /// Every stored index entry of `collection`, in key order; `None` if
-    /// any entry is unreadable.
-    fn all_index_entries(
-        &self,
-        collection: &str,
-    ) -> Result<Option<Vec<(String, IndexEntry)>>, StoreError>;
-
     /// Whether `collection/key` is quarantined.
     fn is_quarantined(&self, collection: &str, key: &str) -> Result<bool, StoreError>;
 
     /// How many records are quarantined.
     fn quarantined_count(&self) -> Result<u64, StoreError>;
 
-    /// Encoded change-feed entries with sequence numbers above `after`.
-    fn changes_after(&self, after: u64, limit: usize) -> Result<Vec<Vec<u8>>, StoreError>;
+    /// Visits the change-feed batch rows (see [`crate::feed`]) whose last
+    /// sequence number is above `after`, in order, with that number, until
+    /// `visit` returns `false`.
+    fn change_batches_after(
+        &self,
+        after: u64,
+        visit: &mut dyn FnMut(u64, &[u8]) -> bool,
+    ) -> Result<(), StoreError>;
+
+    /// The last change-feed batch row and its last sequence number.
+    fn last_change_batch(&self) -> Result<Option<(u64, Vec<u8>)>, StoreError>;
 
     /// Names of the collections that have a records table.
     fn collections(&self) -> Result<Vec<String>, StoreError>;
@@ -54,29 +53,11 @@ pub(crate) trait ReadTables {
 
 /// Writes, within one batch (one transaction).
 pub(crate) trait WriteTables: ReadTables {
-    /// Stores the encoded record.
-    fn put_record(&mut self, collection: &str, key: &str, bytes: &[u8]) -> Result<(), StoreError>;
+    /// Stores a row (see [`crate::row`]).
+    fn put_row(&mut self, collection: &str, key: &str, row: &[u8]) -> Result<(), StoreError>;
 
-    /// Removes the record.
-    fn remove_record(&mut self, collection: &str, key: &str) -> Result<(), StoreError>;
-
-    /// Stores an index entry.
-    fn put_index_entry(
-        &mut self,
-        collection: &str,
-        key: &str,
-        entry: &StoredEntry,
-    ) -> Result<(), StoreError>;
-
-    /// Removes an index entry.
-    fn remove_index_entry(&mut self, collection: &str, key: &str) -> Result<(), StoreError>;
-
-    /// Removes every index entry of `collection` whose key `keep` refuses.
-    fn retain_index(
-        &mut self,
-        collection: &str,
-        keep: &mut dyn FnMut(&str) -> bool,
-    ) -> Result<(), StoreError>;
+    /// Removes a row.
+    fn remove_row(&mut self, collection: &str, key: &str) -> Result<(), StoreError>;
 
     /// Moves raw bytes into quarantine.
     fn quarantine(&mut self, collection: &str, key: &str, bytes: &[u8]) -> Result<(), StoreError>;
@@ -84,56 +65,16 @@ pub(crate) trait WriteTables: ReadTables {
     /// Releases `collection/key` from quarantine.
     fn release(&mut self, collection: &str, key: &str) -> Result<(), StoreError>;
 
-    /// Appends an encoded change-feed entry.
-    fn append_change(&mut self, seq: u64, bytes: &[u8]) -> Result<(), StoreError>;
+    /// Appends a change-feed batch row whose last sequence number is
+    /// `last_seq`.
+    fn append_change_batch(&mut self, last_seq: u64, row: &[u8]) -> Result<(), StoreError>;
 
-    /// Drops change-feed entries with sequence numbers up to `through`.
-    fn trim_changes(&mut self, through: u64) -> Result<(), StoreError>;
+    /// Drops the change-feed batches whose last sequence number is at most
+    /// `through`; returns the highest such number dropped, if any.
+    fn trim_change_batches(&mut self, through: u64) -> Result<Option<u64>, StoreError>;
 
     /// Sets a metadata value.
     fn put_meta(&mut self, name: &str, value: &[u8]) -> Result<(), StoreError>;
-}
-
-/// An index entry as stored: the entry, and whether the record is live.
-/// The flag lets a record whose bytes no longer decode leave the live
-/// count only if it was counted in it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct StoredEntry {
-    /// The reconciliation index's entry.
-    pub entry: IndexEntry,
-    /// Whether the record exists (is not deleted).
-    pub live: bool,
-}
-
-/// Stored index entries are 41 bytes: the digest, the timestamp
-/// (little-endian), then 1 if the record is live, else 0.
-pub(crate) fn encode_index_entry(stored: &StoredEntry) -> [u8; 41] {
-    let mut bytes = [0u8; 41];
-    bytes[..32].copy_from_slice(stored.entry.digest.as_bytes());
-    bytes[32..40].copy_from_slice(&stored.entry.hlc.0.to_le_bytes());
-    bytes[40] = u8::from(stored.live);
-    bytes
-}
-
-/// The inverse of [`encode_index_entry`]; `None` for anything else,
-/// including the 40-byte entries of earlier builds (which had no liveness
-/// flag: the index is then rebuilt from the records on open).
-pub(crate) fn decode_index_entry(bytes: &[u8]) -> Option<StoredEntry> {
-    let bytes: &[u8; 41] = bytes.try_into().ok()?;
-    let digest: [u8; 32] = bytes[..32].try_into().ok()?;
-    let time: [u8; 8] = bytes[32..40].try_into().ok()?;
-    let live = match bytes[40] {
-        0 => false,
-        1 => true,
-        _ => return None,
-    };
-    Some(StoredEntry {
-        entry: IndexEntry {
-            digest: Digest(digest),
-            hlc: Timestamp(u64::from_le_bytes(time)),
-        },
-        live,
-    })
 }
 
 /// Metadata names.
@@ -142,22 +83,8 @@ pub(crate) mod meta {
     pub const FORMAT: &str = "format";
     /// The replica id, u64 little-endian.
     pub const REPLICA_ID: &str = "replica_id";
-    /// The clock high-water mark, u64 little-endian.
-    pub const CLOCK: &str = "clock";
-    /// The latest change sequence number.
-    pub const LAST_SEQ: &str = "last_seq";
     /// Change-feed entries up to this sequence number have been trimmed.
     pub const FEED_FLOOR: &str = "feed_floor";
-
-    /// The stored index checksum of a collection.
-    pub fn checksum(collection: &str) -> String {
-        format!("checksum/{collection}")
-    }
-
-    /// The live-record count of a collection.
-    pub fn live(collection: &str) -> String {
-        format!("live/{collection}")
-    }
 }
 
 /// The store's data format. Bump on incompatible layout changes.
@@ -166,7 +93,10 @@ pub(crate) mod meta {
 /// - 2: records in the codec's format 3 (a packing byte, sets with a
 ///   replica table); format-1 record bytes no longer decode, so a format-1
 ///   file is refused as a whole instead of every record being quarantined.
-pub(crate) const FORMAT_VERSION: u64 = 2;
+/// - 3: each record's index entry stored in front of its bytes (no index
+///   tables), and the change feed stored a batch per row (no clock, last
+///   sequence, checksum or live count in `meta`).
+pub(crate) const FORMAT_VERSION: u64 = 3;
 
 /// A u64 metadata value.
 pub(crate) fn meta_u64(
@@ -177,41 +107,4 @@ pub(crate) fn meta_u64(
         .meta(name)?
         .and_then(|bytes| <[u8; 8]>::try_from(bytes.as_slice()).ok())
         .map(u64::from_le_bytes))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn index_entries_round_trip_with_their_live_flag() {
-        for live in [false, true] {
-            let stored = StoredEntry {
-                entry: IndexEntry {
-                    digest: Digest([7; 32]),
-                    hlc: Timestamp(42),
-                },
-                live,
-            };
-            assert_eq!(
-                decode_index_entry(&encode_index_entry(&stored)),
-                Some(stored)
-            );
-        }
-    }
-
-    #[test]
-    fn entries_without_a_valid_live_flag_are_unreadable() {
-        let mut bytes = encode_index_entry(&StoredEntry {
-            entry: IndexEntry {
-                digest: Digest([7; 32]),
-                hlc: Timestamp(42),
-            },
-            live: true,
-        });
-        // An entry of an earlier build: digest and time, no flag.
-        assert_eq!(decode_index_entry(&bytes[..40]), None);
-        bytes[40] = 2;
-        assert_eq!(decode_index_entry(&bytes), None);
-    }
 }

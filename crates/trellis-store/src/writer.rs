@@ -4,12 +4,14 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use trellis_crdt::{codec, Digest, Lattice, Record, ReplicaId, Timestamp};
+use trellis_crdt::{Digest, Lattice, Record, ReplicaId, Timestamp};
 
 use crate::clock::SharedClock;
-use crate::index::{Fingerprint, IndexEntry};
+use crate::feed::encode_batch;
+use crate::index::IndexEntry;
 use crate::prepare::{encode, prepare, Encoded, Prepared, Stored};
-use crate::tables::{meta, StoredEntry, WriteTables};
+use crate::row::{decode_header, decode_row, encode_row, StoredEntry};
+use crate::tables::{meta, WriteTables};
 use crate::{Applied, Change, Limits, Merged, Mutation, Origin, StoreConfig, StoreError};
 
 /// A change to the in-memory reconciliation index, applied once the batch
@@ -43,6 +45,8 @@ pub(crate) struct Effects {
     pub corrupt: u64,
     /// Writes that changed state.
     pub writes: u64,
+    /// The live-record counts of the collections the batch touched.
+    pub live: Vec<(String, u64)>,
 }
 
 /// The writer's state: everything a write changes besides the tables.
@@ -56,12 +60,15 @@ pub(crate) struct Writer {
     pub feed_floor: u64,
     pub limits: Limits,
     pub retention: u64,
-    /// Each collection's index fingerprint (its stored checksum).
-    pub totals: BTreeMap<String, Fingerprint>,
     /// Each collection's live-record count.
     pub live: BTreeMap<String, u64>,
-    /// Collections whose metadata the current batch must write.
+    /// Collections whose live count the current batch changed.
     touched: BTreeSet<String>,
+    /// The current batch's changes, stored as one row when it finishes.
+    changes: Vec<Change>,
+    /// At least as many as the records in quarantine: while it is 0, no
+    /// write needs to look in the quarantine table.
+    pub quarantined: u64,
 }
 
 impl Writer {
@@ -80,9 +87,10 @@ impl Writer {
             feed_floor,
             limits: config.limits.clone(),
             retention: config.change_retention.max(1),
-            totals: BTreeMap::new(),
             live: BTreeMap::new(),
             touched: BTreeSet::new(),
+            changes: Vec::new(),
+            quarantined: 0,
         }
     }
 
@@ -100,7 +108,7 @@ impl Writer {
         // Loading first quarantines a record found corrupt just now, so
         // that the check below refuses the write in that case too.
         let before = self.load(tables, collection, key, effects)?;
-        if tables.is_quarantined(collection, key)? {
+        if self.is_quarantined(tables, collection, key)? {
             return Err(StoreError::Quarantined {
                 collection: collection.to_owned(),
                 key: key.to_owned(),
@@ -134,11 +142,17 @@ impl Writer {
         wall_ms: u64,
         effects: &mut Effects,
     ) -> Result<Applied, StoreError> {
-        let current = tables
-            .record(collection, key)?
-            .map(|bytes| Digest::of_encoding(&bytes));
-        let unchanged = current == prepared.previous.map(|(digest, _)| digest)
-            && !tables.is_quarantined(collection, key)?;
+        // Only the row's header is read: its digest says whether the
+        // record is still the one the write was computed from.
+        let current = tables.row_header(collection, key)?;
+        let same_record = match (current, prepared.previous) {
+            (None, None) => true,
+            (Some(header), Some((digest, _))) => {
+                decode_header(&header).is_some_and(|stored| stored.entry.digest == digest)
+            }
+            _ => false,
+        };
+        let unchanged = same_record && !self.is_quarantined(tables, collection, key)?;
         if unchanged {
             self.store_prepared(tables, collection, key, prepared, effects)
         } else {
@@ -203,24 +217,20 @@ impl Writer {
         self.check_names(collection, key)?;
         self.clock.observe(origin.time, wall_ms)?;
         let before = self.load(tables, collection, key, effects)?;
-        let quarantined = tables.is_quarantined(collection, key)?;
+        let quarantined = self.is_quarantined(tables, collection, key)?;
         let (mut record, previous_time) = match &before {
             Stored::Missing => (Record::default(), Timestamp::default()),
-            Stored::Present { record, .. } => (
-                record.clone(),
-                tables
-                    .index_entry(collection, key)?
-                    .map_or(Timestamp::default(), |stored| stored.entry.hlc),
-            ),
+            Stored::Present { record, entry } => (record.clone(), entry.entry.hlc),
         };
         let unchanged = record.clone();
         record.merge(state);
         if quarantined && origin.full_state {
             tables.release(collection, key)?;
+            self.quarantined = self.quarantined.saturating_sub(1);
         }
         if record == unchanged {
             let digest = match before {
-                Stored::Present { digest, .. } => digest,
+                Stored::Present { entry, .. } => entry.entry.digest,
                 Stored::Missing => Digest::of(&record),
             };
             return Ok(Merged {
@@ -261,24 +271,49 @@ impl Writer {
         self.load(tables, collection, key, effects).map(drop)
     }
 
-    /// Writes the batch's metadata: clock, sequence, feed trim, index
-    /// checksums and live counts of the collections it touched.
-    pub fn finish(&mut self, tables: &mut impl WriteTables) -> Result<(), StoreError> {
-        tables.put_meta(meta::CLOCK, &self.clock.last().0.to_le_bytes())?;
-        tables.put_meta(meta::LAST_SEQ, &self.last_seq.to_le_bytes())?;
+    /// Ends the batch: stores its changes as one change-feed row (which
+    /// also records the clock), trims the feed past its retention, and
+    /// reports the live counts of the collections it touched.
+    pub fn finish(
+        &mut self,
+        tables: &mut impl WriteTables,
+        effects: &mut Effects,
+    ) -> Result<(), StoreError> {
+        if !self.changes.is_empty() {
+            let row = encode_batch(self.clock.last(), &self.changes);
+            tables.append_change_batch(self.last_seq, &row)?;
+            self.changes.clear();
+        }
+        // Whole batches are trimmed, and only once a sixteenth of the
+        // retention has gone past, so that most batches leave the oldest
+        // rows alone.
         let floor = self.last_seq.saturating_sub(self.retention);
-        if floor > self.feed_floor {
-            tables.trim_changes(floor)?;
-            self.feed_floor = floor;
-            tables.put_meta(meta::FEED_FLOOR, &floor.to_le_bytes())?;
+        let step = (self.retention / 16).max(1);
+        if floor >= self.feed_floor.saturating_add(step) {
+            if let Some(trimmed) = tables.trim_change_batches(floor)? {
+                self.feed_floor = trimmed;
+                tables.put_meta(meta::FEED_FLOOR, &trimmed.to_le_bytes())?;
+            }
         }
         for collection in std::mem::take(&mut self.touched) {
-            let total = self.totals.get(&collection).copied().unwrap_or_default();
-            tables.put_meta(&meta::checksum(&collection), &codec::encode(&total))?;
             let live = self.live.get(&collection).copied().unwrap_or(0);
-            tables.put_meta(&meta::live(&collection), &live.to_le_bytes())?;
+            effects.live.push((collection, live));
         }
         Ok(())
+    }
+
+    /// Whether `collection/key` is quarantined, without a lookup while
+    /// nothing is.
+    fn is_quarantined(
+        &self,
+        tables: &impl WriteTables,
+        collection: &str,
+        key: &str,
+    ) -> Result<bool, StoreError> {
+        if self.quarantined == 0 {
+            return Ok(false);
+        }
+        tables.is_quarantined(collection, key)
     }
 
     fn check_names(&self, collection: &str, key: &str) -> Result<(), StoreError> {
@@ -286,7 +321,7 @@ impl Writer {
         self.limits.check_key(key)
     }
 
-    /// Reads and decodes a record. Bytes that do not decode are moved to
+    /// Reads and decodes a record. A row that does not decode is moved to
     /// quarantine, and the record is treated as missing.
     fn load(
         &mut self,
@@ -295,36 +330,32 @@ impl Writer {
         key: &str,
         effects: &mut Effects,
     ) -> Result<Stored, StoreError> {
-        let Some(bytes) = tables.record(collection, key)? else {
+        let Some(row) = tables.row(collection, key)? else {
             return Ok(Stored::Missing);
         };
-        let digest = Digest::of_encoding(&bytes);
-        match codec::decode::<Record>(&bytes) {
-            Ok(record) => Ok(Stored::Present { record, digest }),
+        match decode_row(&row) {
+            Ok((entry, record)) => Ok(Stored::Present { record, entry }),
             Err(cause) => {
                 tracing::error!(%collection, %key, %cause, "corrupt record quarantined");
                 effects.corrupt += 1;
-                // The bytes cannot tell whether the record was live; its
-                // index entry can.
-                let was_live = tables
-                    .index_entry(collection, key)?
-                    .is_some_and(|stored| stored.live);
-                tables.quarantine(collection, key, &bytes)?;
-                tables.remove_record(collection, key)?;
-                tables.remove_index_entry(collection, key)?;
-                self.forget(collection, key, &digest, was_live);
+                // The record bytes cannot tell whether the record was
+                // live; the row's header can, if it is readable.
+                let was_live = decode_header(&row).is_some_and(|stored| stored.live);
+                tables.quarantine(collection, key, &row)?;
+                self.quarantined += 1;
+                tables.remove_row(collection, key)?;
+                self.forget(collection, was_live);
                 effects.index.push(IndexUpdate::Remove {
                     collection: collection.to_owned(),
                     key: key.to_owned(),
                 });
-                self.touched.insert(collection.to_owned());
                 Ok(Stored::Missing)
             }
         }
     }
 
-    /// Writes the record (replacing `previous`: its digest and whether it
-    /// was live), its index entry and a change-feed entry; returns the
+    /// Writes the record's row (replacing `previous`: its digest and
+    /// whether it was live) and queues its change-feed entry; returns the
     /// change's sequence number.
     #[allow(clippy::too_many_arguments)]
     fn store(
@@ -341,28 +372,28 @@ impl Writer {
     ) -> Result<u64, StoreError> {
         let digest = encoded.digest;
         let entry = IndexEntry { digest, hlc: time };
-        tables.put_record(collection, key, &encoded.bytes)?;
-        tables.put_index_entry(collection, key, &StoredEntry { entry, live })?;
-        if let Some((old_digest, was_live)) = previous {
-            self.forget(collection, key, &old_digest, was_live);
+        tables.put_row(
+            collection,
+            key,
+            &encode_row(&StoredEntry { entry, live }, &encoded.bytes),
+        )?;
+        if let Some((_, was_live)) = previous {
+            self.forget(collection, was_live);
         }
-        let total = self.totals.entry(collection.to_owned()).or_default();
-        *total += Fingerprint::of_entry(key, &digest);
         if live {
             *self.live.entry(collection.to_owned()).or_insert(0) += 1;
+            self.touched.insert(collection.to_owned());
         }
-        self.touched.insert(collection.to_owned());
 
         self.last_seq += 1;
-        let change = Change {
+        self.changes.push(Change {
             seq: self.last_seq,
             collection: collection.to_owned(),
             key: key.to_owned(),
             digest,
             origin: origin.replica,
             origin_time: origin.time,
-        };
-        tables.append_change(change.seq, &codec::encode(&change))?;
+        });
         effects.index.push(IndexUpdate::Put {
             collection: collection.to_owned(),
             key: key.to_owned(),
@@ -372,13 +403,12 @@ impl Writer {
         Ok(self.last_seq)
     }
 
-    /// Takes a stored record out of the collection's checksum and count.
-    fn forget(&mut self, collection: &str, key: &str, digest: &Digest, was_live: bool) {
-        let total = self.totals.entry(collection.to_owned()).or_default();
-        *total -= Fingerprint::of_entry(key, digest);
+    /// Takes a stored record out of the collection's live count.
+    fn forget(&mut self, collection: &str, was_live: bool) {
         if was_live {
             let live = self.live.entry(collection.to_owned()).or_insert(0);
             *live = live.saturating_sub(1);
+            self.touched.insert(collection.to_owned());
         }
     }
 }
@@ -436,7 +466,7 @@ mod tests {
         // The second was recomputed on top of the first, not stored as
         // prepared (which would have lost the first increment).
         assert_eq!(applied.record.to_json()["n"], 11);
-        let stored: Record = codec::decode(&tables.record("c", "k").unwrap().unwrap()).unwrap();
+        let (_, stored) = decode_row(&tables.row("c", "k").unwrap().unwrap()).unwrap();
         assert_eq!(stored.to_json()["n"], 11);
         assert_eq!((writer.last_seq, effects.writes), (2, 2));
         assert_eq!(writer.live.get("c"), Some(&1));
@@ -468,6 +498,7 @@ mod tests {
         let mutation = increment(1);
         let prepared = prepared_on_nothing(&writer, &mutation);
         tables.quarantine("c", "k", b"bad").unwrap();
+        writer.quarantined += 1;
         let err = writer
             .apply_prepared(
                 &mut tables,
@@ -480,6 +511,6 @@ mod tests {
             )
             .unwrap_err();
         assert!(matches!(err, StoreError::Quarantined { .. }), "{err}");
-        assert!(tables.record("c", "k").unwrap().is_none());
+        assert!(tables.row("c", "k").unwrap().is_none());
     }
 }
