@@ -114,14 +114,14 @@ impl Record {
             let Some(leaf) = field.to_json() else {
                 continue;
             };
-            let (name, parents) = match path.segments().split_last() {
-                Some(split) => split,
-                None => continue,
+            let mut parents = path.segments();
+            let Some(name) = parents.next_back() else {
+                continue;
             };
             let mut node = &mut root;
             for parent in parents {
                 let slot = node
-                    .entry(parent.clone())
+                    .entry(parent.to_owned())
                     .or_insert_with(|| Value::Object(Map::new()));
                 if !slot.is_object() {
                     // A nested map wins over a value at the same path.
@@ -134,7 +134,7 @@ impl Record {
             }
             // Paths sort before their children, so a value never lands on
             // an object already built from nested fields.
-            node.entry(name.clone()).or_insert(leaf);
+            node.entry(name.to_owned()).or_insert(leaf);
         }
         Value::Object(root)
     }
