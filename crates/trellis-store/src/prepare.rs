@@ -10,7 +10,8 @@
 
 use trellis_crdt::{codec, Digest, Record, ReplicaId, Timestamp};
 
-use crate::row::StoredEntry;
+use crate::index::IndexEntry;
+use crate::row::{encode_row, StoredEntry};
 use crate::{Limits, Mutation, StoreError};
 
 /// A record as found in the tables.
@@ -32,11 +33,12 @@ impl Stored {
     }
 }
 
-/// A record's encoding and digest, within the limits.
+/// A record ready to store: its row (see [`crate::row`]) and digest,
+/// within the limits.
 pub(crate) struct Encoded {
-    /// The codec encoding.
-    pub bytes: Vec<u8>,
-    /// Its digest.
+    /// The row: the index entry, then the codec encoding.
+    pub row: Vec<u8>,
+    /// The digest of the codec encoding.
     pub digest: Digest,
 }
 
@@ -74,7 +76,7 @@ pub(crate) fn prepare(
         Mutation::Patch(ops) => record.apply_all(ops, replica, time)?,
         Mutation::Delete => record.delete(),
     };
-    let encoded = encode(limits, collection, key, &record)?;
+    let encoded = encode(limits, collection, key, &record, time)?;
     Ok(Prepared {
         previous: before.previous(),
         time,
@@ -84,13 +86,14 @@ pub(crate) fn prepare(
     })
 }
 
-/// Encodes `record`, refusing it if it has too many fields or is too
-/// large.
+/// Encodes `record` into its row, as last changed at `time`, refusing it
+/// if it has too many fields or is too large.
 pub(crate) fn encode(
     limits: &Limits,
     collection: &str,
     key: &str,
     record: &Record,
+    time: Timestamp,
 ) -> Result<Encoded, StoreError> {
     let fields = record.fields().count();
     if fields > limits.max_fields {
@@ -111,5 +114,12 @@ pub(crate) fn encode(
         });
     }
     let digest = Digest::of_encoding(&bytes);
-    Ok(Encoded { bytes, digest })
+    let stored = StoredEntry {
+        entry: IndexEntry { digest, hlc: time },
+        live: record.exists(),
+    };
+    Ok(Encoded {
+        row: encode_row(&stored, &bytes),
+        digest,
+    })
 }

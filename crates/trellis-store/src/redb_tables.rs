@@ -62,11 +62,16 @@ impl RedbRead {
     }
 }
 
+type BytesTable<'txn> = Table<'txn, &'static str, &'static [u8]>;
+
 /// Reads and writes through a redb write transaction, keeping every table
 /// it reads or writes open for the length of the batch.
 pub(crate) struct RedbWrite<'txn> {
     txn: &'txn WriteTransaction,
-    open: RefCell<HashMap<String, Table<'txn, &'static str, &'static [u8]>>>,
+    /// Tables by name.
+    open: RefCell<HashMap<String, BytesTable<'txn>>>,
+    /// Records tables by collection, so that finding one needs no name.
+    records: RefCell<HashMap<String, BytesTable<'txn>>>,
     changes: Option<Table<'txn, u64, &'static [u8]>>,
 }
 
@@ -78,6 +83,7 @@ impl<'txn> RedbWrite<'txn> {
         let mut write = RedbWrite {
             txn,
             open: RefCell::new(HashMap::new()),
+            records: RefCell::new(HashMap::new()),
             changes: None,
         };
         write.table(QUARANTINE.name().to_owned())?;
@@ -101,6 +107,18 @@ impl<'txn> RedbWrite<'txn> {
         }
     }
 
+    /// A collection's records table, created if it does not exist.
+    fn records_mut(&mut self, collection: &str) -> Result<&mut BytesTable<'txn>, StoreError> {
+        let records = self.records.get_mut();
+        if !records.contains_key(collection) {
+            let table = self
+                .txn
+                .open_table(definition(&records_table(collection)))?;
+            records.insert(collection.to_owned(), table);
+        }
+        records.get_mut(collection).ok_or(StoreError::Closed)
+    }
+
     fn changes(&mut self) -> Result<&mut Table<'txn, u64, &'static [u8]>, StoreError> {
         if self.changes.is_none() {
             self.changes = Some(self.txn.open_table(CHANGES)?);
@@ -112,15 +130,17 @@ impl<'txn> RedbWrite<'txn> {
     /// it is not open yet (`None` if it does not exist).
     fn with_table<T>(
         &self,
-        name: &str,
+        open: &RefCell<HashMap<String, BytesTable<'txn>>>,
+        key: &str,
+        name: impl FnOnce() -> String,
         read: impl FnOnce(&dyn ReadableBytes) -> Result<T, StoreError>,
     ) -> Result<Option<T>, StoreError> {
-        let mut open = self.open.borrow_mut();
-        if let Some(table) = open.get(name) {
+        let mut open = open.borrow_mut();
+        if let Some(table) = open.get(key) {
             return read(table).map(Some);
         }
-        match self.txn.open_table(definition(name)) {
-            Ok(table) => read(open.entry(name.to_owned()).or_insert(table)).map(Some),
+        match self.txn.open_table(definition(&name())) {
+            Ok(table) => read(open.entry(key.to_owned()).or_insert(table)).map(Some),
             Err(TableError::TableDoesNotExist(_)) => Ok(None),
             Err(err) => Err(err.into()),
         }
@@ -192,6 +212,16 @@ trait TableSource {
         read: impl FnOnce(&dyn ReadableBytes) -> Result<T, StoreError>,
     ) -> Result<Option<T>, StoreError>;
 
+    /// Runs `read` over a collection's records table (`None` if it does
+    /// not exist).
+    fn with_records<T>(
+        &self,
+        collection: &str,
+        read: impl FnOnce(&dyn ReadableBytes) -> Result<T, StoreError>,
+    ) -> Result<Option<T>, StoreError> {
+        self.with_bytes(&records_table(collection), read)
+    }
+
     /// Runs `read` over the changes table (`None` if it does not exist).
     fn with_changes<T>(
         &self,
@@ -239,7 +269,20 @@ impl TableSource for RedbWrite<'_> {
         name: &str,
         read: impl FnOnce(&dyn ReadableBytes) -> Result<T, StoreError>,
     ) -> Result<Option<T>, StoreError> {
-        self.with_table(name, read)
+        self.with_table(&self.open, name, || name.to_owned(), read)
+    }
+
+    fn with_records<T>(
+        &self,
+        collection: &str,
+        read: impl FnOnce(&dyn ReadableBytes) -> Result<T, StoreError>,
+    ) -> Result<Option<T>, StoreError> {
+        self.with_table(
+            &self.records,
+            collection,
+            || records_table(collection),
+            read,
+        )
     }
 
     fn with_changes<T>(
@@ -303,15 +346,13 @@ impl<T: ReadableTable<u64, &'static [u8]>> ReadableChanges for T {
 impl<S: TableSource> ReadTables for S {
     fn row(&self, collection: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(self
-            .with_bytes(&records_table(collection), |table| table.get_bytes(key))?
+            .with_records(collection, |table| table.get_bytes(key))?
             .flatten())
     }
 
     fn row_header(&self, collection: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(self
-            .with_bytes(&records_table(collection), |table| {
-                table.get_prefix(key, HEADER_LEN)
-            })?
+            .with_records(collection, |table| table.get_prefix(key, HEADER_LEN))?
             .flatten())
     }
 
@@ -323,9 +364,7 @@ impl<S: TableSource> ReadTables for S {
         limit: usize,
     ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
         Ok(self
-            .with_bytes(&records_table(collection), |table| {
-                table.entries_from(prefix, after, limit)
-            })?
+            .with_records(collection, |table| table.entries_from(prefix, after, limit))?
             .unwrap_or_default())
     }
 
@@ -377,12 +416,12 @@ impl<S: TableSource> ReadTables for S {
 
 impl WriteTables for RedbWrite<'_> {
     fn put_row(&mut self, collection: &str, key: &str, row: &[u8]) -> Result<(), StoreError> {
-        self.table(records_table(collection))?.insert(key, row)?;
+        self.records_mut(collection)?.insert(key, row)?;
         Ok(())
     }
 
     fn remove_row(&mut self, collection: &str, key: &str) -> Result<(), StoreError> {
-        self.table(records_table(collection))?.remove(key)?;
+        self.records_mut(collection)?.remove(key)?;
         Ok(())
     }
 

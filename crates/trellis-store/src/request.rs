@@ -34,7 +34,11 @@ pub(crate) enum Request {
 
 /// A request's result, held until its batch commits.
 pub(crate) enum Outcome {
-    Applied(Completion<Applied>, Result<Applied, StoreError>),
+    /// A local mutation's result, and the mutation itself: it is freed
+    /// where the outcome is delivered, which for a large batch is off the
+    /// commit thread (a document is many small allocations, made on the
+    /// writer's thread).
+    Applied(Completion<Applied>, Result<Applied, StoreError>, Mutation),
     Merged(Completion<Merged>, Result<Merged, StoreError>),
     Rechecked(Result<(), StoreError>),
 }
@@ -68,7 +72,7 @@ impl Request {
                     ),
                     None => writer.apply(tables, &collection, &key, &mutation, wall_ms, effects),
                 };
-                Outcome::Applied(done, result)
+                Outcome::Applied(done, result, mutation)
             }
             Request::Merge {
                 collection,
@@ -93,8 +97,9 @@ impl Outcome {
     /// batch failed to commit.
     pub fn deliver(self, batch_error: Option<&StoreError>) {
         match self {
-            Outcome::Applied(done, result) => {
+            Outcome::Applied(done, result, mutation) => {
                 let _ = done.send(batch_error.map_or(result, |err| Err(err.clone())));
+                drop(mutation);
             }
             Outcome::Merged(done, result) => {
                 let _ = done.send(batch_error.map_or(result, |err| Err(err.clone())));

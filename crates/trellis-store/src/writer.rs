@@ -10,7 +10,7 @@ use crate::clock::SharedClock;
 use crate::feed::encode_batch;
 use crate::index::IndexEntry;
 use crate::prepare::{encode, prepare, Encoded, Prepared, Stored};
-use crate::row::{decode_header, decode_row, encode_row, StoredEntry};
+use crate::row::{decode_header, decode_row};
 use crate::tables::{meta, WriteTables};
 use crate::{Applied, Change, Limits, Merged, Mutation, Origin, StoreConfig, StoreError};
 
@@ -240,7 +240,7 @@ impl Writer {
             });
         }
         let time = previous_time.max(origin.time);
-        let encoded = encode(&self.limits, collection, key, &record)?;
+        let encoded = encode(&self.limits, collection, key, &record, time)?;
         let seq = self.store(
             tables,
             collection,
@@ -372,11 +372,7 @@ impl Writer {
     ) -> Result<u64, StoreError> {
         let digest = encoded.digest;
         let entry = IndexEntry { digest, hlc: time };
-        tables.put_row(
-            collection,
-            key,
-            &encode_row(&StoredEntry { entry, live }, &encoded.bytes),
-        )?;
+        tables.put_row(collection, key, &encoded.row)?;
         if let Some((_, was_live)) = previous {
             self.forget(collection, was_live);
         }
