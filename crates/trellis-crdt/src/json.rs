@@ -215,6 +215,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+    use crate::Lattice;
 
     fn record(doc: Value) -> Result<Record, RecordError> {
         Record::from_json(&doc, ReplicaId(1), Timestamp(1))
@@ -250,6 +251,25 @@ mod tests {
             field.register.winner(),
             Some(&Atom::Json(r#"[{"a":2,"b":1}]"#.into()))
         );
+    }
+
+    #[test]
+    fn a_put_into_a_new_record_is_its_delta_as_merging_would_make_it() {
+        let doc = json!({"name": "Ada", "address": {"city": "London"}, "n": 1});
+        let mut fresh = Record::default();
+        let delta = fresh.put_json(&doc, ReplicaId(1), Timestamp(1)).unwrap();
+        let mut merged = Record::default();
+        merged.merge(delta.clone());
+        assert_eq!(fresh, merged);
+        assert_eq!(fresh, delta);
+        assert_eq!(fresh.digest(), merged.digest());
+        // A deleted record is not new: it keeps its history, which the
+        // delta does not carry.
+        let mut deleted = fresh.clone();
+        deleted.delete();
+        let delta = deleted.put_json(&doc, ReplicaId(1), Timestamp(2)).unwrap();
+        assert_eq!(deleted.to_json(), doc);
+        assert_ne!(deleted, delta);
     }
 
     #[test]

@@ -194,7 +194,12 @@ impl Record {
             },
         ));
         let delta = Causal::new(fields, self.body.store.dots());
-        self.body.merge(delta.clone());
+        if self.body.store.is_empty() && self.body.context.is_empty() {
+            // A new record: merging into bottom gives the delta itself.
+            self.body = delta.clone();
+        } else {
+            self.body.merge(delta.clone());
+        }
         Record { body: delta }
     }
 
