@@ -49,6 +49,7 @@ mod indexes;
 mod limits;
 mod mem_store;
 mod mem_tables;
+mod migrate;
 mod pending;
 mod prepare;
 mod reader;

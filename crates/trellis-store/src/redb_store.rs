@@ -5,7 +5,7 @@ use std::sync::mpsc::{self, Sender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
-use redb::{Database, ReadableDatabase};
+use redb::{Database, ReadableDatabase, ReadableTable};
 use trellis_crdt::{wall_clock_millis, HybridClock, ReplicaId, Timestamp};
 
 use crate::clock::SharedClock;
@@ -13,6 +13,7 @@ use crate::committer::{self, Message};
 use crate::engine::{sealed::Engine, Common};
 use crate::feed::decode_batch;
 use crate::indexes::Indexes;
+use crate::migrate;
 use crate::prepare::{prepare, Prepared, Stored};
 use crate::redb_tables::{RedbRead, RedbWrite};
 use crate::request::Request;
@@ -89,6 +90,9 @@ impl RedbStore {
         })?;
 
         let txn = db.begin_write()?;
+        if stored_format(&txn)? == Some(migrate::FROM) {
+            migrate::upgrade(&txn)?;
+        }
         let (writer, indexes, rebuilt) = {
             let mut tables = RedbWrite::new(&txn)?;
             match meta_u64(&tables, meta::FORMAT)? {
@@ -99,9 +103,11 @@ impl RedbStore {
                 Some(FORMAT_VERSION) => {}
                 Some(other) => {
                     return Err(unusable(format!(
-                        "data format {other} is not the format {FORMAT_VERSION} this build reads; \
-                         run the build that wrote it, or move the file aside and start this node \
-                         empty so that anti-entropy refills it from its peers"
+                        "data format {other} is not the format {FORMAT_VERSION} this build reads \
+                         (or format {} it upgrades); run the build that wrote it, or move the file \
+                         aside and start this node empty so that anti-entropy refills it from its \
+                         peers",
+                        migrate::FROM
                     )))
                 }
             }
@@ -210,6 +216,19 @@ impl RedbStore {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .clone()
     }
+}
+
+/// The data format recorded in the file, if any.
+fn stored_format(txn: &redb::WriteTransaction) -> Result<Option<u64>, StoreError> {
+    let meta = match txn.open_table(crate::redb_tables::META) {
+        Ok(meta) => meta,
+        Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+        Err(err) => return Err(err.into()),
+    };
+    let value = meta.get(meta::FORMAT)?.map(|value| value.value().to_vec());
+    Ok(value
+        .and_then(|bytes| <[u8; 8]>::try_from(bytes.as_slice()).ok())
+        .map(u64::from_le_bytes))
 }
 
 /// The writer's state as persisted: the last sequence number and the

@@ -22,10 +22,11 @@ use crate::StoreError;
 
 type Bytes = TableDefinition<'static, &'static str, &'static [u8]>;
 
-const CHANGES: TableDefinition<'static, u64, &'static [u8]> = TableDefinition::new("changes");
+pub(crate) const CHANGES: TableDefinition<'static, u64, &'static [u8]> =
+    TableDefinition::new("changes");
 const QUARANTINE: Bytes = TableDefinition::new("quarantine");
-const META: Bytes = TableDefinition::new("meta");
-const RECORDS_PREFIX: &str = "records/";
+pub(crate) const META: Bytes = TableDefinition::new("meta");
+pub(crate) const RECORDS_PREFIX: &str = "records/";
 
 fn records_table(collection: &str) -> String {
     format!("{RECORDS_PREFIX}{collection}")
@@ -35,7 +36,7 @@ fn quarantine_key(collection: &str, key: &str) -> String {
     format!("{collection}/{key}")
 }
 
-fn definition(name: &str) -> TableDefinition<'_, &'static str, &'static [u8]> {
+pub(crate) fn definition(name: &str) -> TableDefinition<'_, &'static str, &'static [u8]> {
     TableDefinition::new(name)
 }
 
