@@ -2,6 +2,7 @@
 
 use std::fmt;
 
+use compact_str::CompactString;
 use serde::{Deserialize, Deserializer, Serialize};
 use smallvec::SmallVec;
 
@@ -18,95 +19,13 @@ pub const MAX_DEPTH: usize = 32;
 /// map of maps.
 ///
 /// A top-level name (the common case) is stored inline, and so is each
-/// name of up to 22 bytes: records are merged field by field,
-/// and a path compared and dropped then has no heap memory to read or
-/// free. Paths order, compare and encode as sequences of strings (as a
-/// `Vec<String>` would).
+/// name of up to 24 bytes (`compact_str`'s `CompactString`): records are
+/// merged field by field, and a path compared and dropped then has no heap
+/// memory to read or free. Paths order, compare and encode as sequences of
+/// strings (as a `Vec<String>` would).
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(transparent)]
-pub struct FieldPath(SmallVec<[Segment; 1]>);
-
-/// The longest name a [`FieldPath`] keeps inline; longer names are kept
-/// on the heap.
-const INLINE_NAME: usize = 22;
-
-/// One name of a [`FieldPath`]: inline up to [`INLINE_NAME`] bytes, on
-/// the heap beyond. It behaves as the `str` it holds (order, equality,
-/// hashing, encoding).
-#[derive(Clone)]
-enum Segment {
-    /// `bytes[..len]` is the name, valid UTF-8.
-    Inline { len: u8, bytes: [u8; INLINE_NAME] },
-    /// A longer name.
-    Heap(Box<str>),
-}
-
-impl Segment {
-    fn new(name: String) -> Self {
-        let mut bytes = [0; INLINE_NAME];
-        match (bytes.get_mut(..name.len()), u8::try_from(name.len())) {
-            (Some(slot), Ok(len)) => {
-                slot.copy_from_slice(name.as_bytes());
-                Segment::Inline { len, bytes }
-            }
-            _ => Segment::Heap(name.into_boxed_str()),
-        }
-    }
-
-    fn as_bytes(&self) -> &[u8] {
-        match self {
-            Segment::Inline { len, bytes } => &bytes[..usize::from(*len)],
-            Segment::Heap(name) => name.as_bytes(),
-        }
-    }
-
-    fn as_str(&self) -> &str {
-        match self {
-            // Built from a `String`'s whole bytes, so always valid.
-            Segment::Inline { .. } => std::str::from_utf8(self.as_bytes()).unwrap_or_default(),
-            Segment::Heap(name) => name,
-        }
-    }
-}
-
-impl PartialEq for Segment {
-    fn eq(&self, other: &Self) -> bool {
-        self.as_bytes() == other.as_bytes()
-    }
-}
-
-impl Eq for Segment {}
-
-impl PartialOrd for Segment {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl Ord for Segment {
-    /// Byte order, which is `str`'s order.
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        self.as_bytes().cmp(other.as_bytes())
-    }
-}
-
-impl std::hash::Hash for Segment {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        self.as_str().hash(state);
-    }
-}
-
-impl fmt::Debug for Segment {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(self.as_str(), f)
-    }
-}
-
-impl Serialize for Segment {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
+pub struct FieldPath(SmallVec<[CompactString; 1]>);
 
 impl<'de> Deserialize<'de> for FieldPath {
     /// Decodes and validates: a path that [`FieldPath::new`] would refuse
@@ -117,7 +36,7 @@ impl<'de> Deserialize<'de> for FieldPath {
         // Through `Vec`, whose decoding caps what a hostile length can
         // reserve up front.
         let names = Vec::<String>::deserialize(deserializer)?;
-        let path = FieldPath(names.into_iter().map(Segment::new).collect());
+        let path = FieldPath(names.into_iter().map(CompactString::from).collect());
         path.validate().map_err(serde::de::Error::custom)?;
         Ok(path)
     }
@@ -149,7 +68,7 @@ impl FieldPath {
         let path = FieldPath(
             segments
                 .into_iter()
-                .map(|name| Segment::new(name.into()))
+                .map(|name| CompactString::from(name.into()))
                 .collect(),
         );
         path.validate()?;
@@ -166,7 +85,7 @@ impl FieldPath {
         if self.0.is_empty() {
             return Err(PathError::Empty);
         }
-        if self.0.iter().any(|name| name.as_bytes().is_empty()) {
+        if self.0.iter().any(CompactString::is_empty) {
             return Err(PathError::EmptySegment(self.to_string()));
         }
         if self.0.len() > MAX_DEPTH {
@@ -180,13 +99,13 @@ impl FieldPath {
 
     /// The names, outermost first.
     pub fn segments(&self) -> impl DoubleEndedIterator<Item = &str> + ExactSizeIterator {
-        self.0.iter().map(Segment::as_str)
+        self.0.iter().map(CompactString::as_str)
     }
 
     /// This path extended by `name`.
     pub fn child(&self, name: impl Into<String>) -> FieldPath {
         let mut segments = self.0.clone();
-        segments.push(Segment::new(name.into()));
+        segments.push(CompactString::from(name.into()));
         FieldPath(segments)
     }
 
@@ -217,7 +136,7 @@ mod tests {
     #[test]
     fn a_path_is_as_small_as_a_string_and_a_length() {
         assert_eq!(
-            std::mem::size_of::<Segment>(),
+            std::mem::size_of::<CompactString>(),
             std::mem::size_of::<String>()
         );
         assert_eq!(std::mem::size_of::<FieldPath>(), 32);
@@ -225,8 +144,8 @@ mod tests {
 
     #[test]
     fn long_names_are_kept_whole() {
-        let long = "n".repeat(INLINE_NAME + 1);
-        let edge = "é".repeat(INLINE_NAME / 2);
+        let long = "n".repeat(25);
+        let edge = "é".repeat(12);
         let path = FieldPath::new([long.as_str(), edge.as_str(), "city"]).unwrap();
         assert_eq!(
             path.segments().collect::<Vec<_>>(),
