@@ -581,6 +581,22 @@ mod tests {
         )
     }
 
+    /// Joins the two stores in place and by walking both sides, and
+    /// checks that the results are equal.
+    fn in_place_join_equals_walk(
+        mine: &[(u8, u8, bool)],
+        yours: &[(u8, u8, bool)],
+    ) -> Result<(), TestCaseError> {
+        let (mine, own) = fun_state(mine);
+        let (yours, theirs) = fun_state(yours);
+        let mut in_place = mine.clone();
+        in_place.join(&own, yours.clone(), &theirs);
+        let mut walked = mine;
+        walked.join_walk(&own, yours.entries, &theirs);
+        prop_assert_eq!(in_place, walked);
+        Ok(())
+    }
+
     proptest! {
         /// The in-place join of a `DotFun` equals the walk of both sides.
         #[test]
@@ -588,13 +604,7 @@ mod tests {
             mine in proptest::collection::vec((1u8..4, 1u8..8, any::<bool>()), 0..12),
             yours in proptest::collection::vec((1u8..4, 1u8..8, any::<bool>()), 0..12),
         ) {
-            let (mine, own) = fun_state(&mine);
-            let (yours, theirs) = fun_state(&yours);
-            let mut in_place = mine.clone();
-            in_place.join(&own, yours.clone(), &theirs);
-            let mut walked = mine;
-            walked.join_walk(&own, yours.entries, &theirs);
-            prop_assert_eq!(in_place, walked);
+            in_place_join_equals_walk(&mine, &yours)?;
         }
 
         /// The same, for stores of one or two entries (registers).
@@ -603,13 +613,7 @@ mod tests {
             mine in proptest::collection::vec((1u8..3, 1u8..4, any::<bool>()), 1..3),
             yours in proptest::collection::vec((1u8..3, 1u8..4, any::<bool>()), 1..3),
         ) {
-            let (mine, own) = fun_state(&mine);
-            let (yours, theirs) = fun_state(&yours);
-            let mut in_place = mine.clone();
-            in_place.join(&own, yours.clone(), &theirs);
-            let mut walked = mine;
-            walked.join_walk(&own, yours.entries, &theirs);
-            prop_assert_eq!(in_place, walked);
+            in_place_join_equals_walk(&mine, &yours)?;
         }
 
         /// The key-by-key join of a small delta equals the full walk.
