@@ -26,7 +26,7 @@ impl Counters {
         self.corrupt_records.fetch_add(found, Ordering::Relaxed);
     }
 
-    /// Counts indexes rebuilt on open.
+    /// Counts collections whose index entries were rebuilt on open.
     pub fn rebuilt(&self, count: u64) {
         self.index_rebuilds.fetch_add(count, Ordering::Relaxed);
     }

@@ -120,7 +120,8 @@ pub struct StoreStats {
     pub batches: u64,
     /// Writes committed since the store opened.
     pub writes: u64,
-    /// Indexes rebuilt from the records on open (missing or corrupt).
+    /// Collections where opening found index entries that did not match
+    /// their records (damaged on disk) and rebuilt them from the records.
     pub index_rebuilds: u64,
 }
 
