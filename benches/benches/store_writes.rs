@@ -44,7 +44,9 @@
 //! more than that in a few seconds. So the benchmark then also runs
 //! **paired rounds**: one `trellis` iteration, at once followed by one raw
 //! redb iteration with exactly as many commits as that `trellis` iteration
-//! made (and the same keys and bytes), on fresh files, `TRELLIS_BENCH_PAIRS`
+//! made (and the same keys and bytes), then one more raw iteration that
+//! also writes, per commit, the change-feed row the store writes for that
+//! batch (the same bytes, in a second table), on fresh files, `TRELLIS_BENCH_PAIRS`
 //! times (default 15) per writer count (`TRELLIS_BENCH_WRITERS=1,64` for
 //! some counts only). It prints the median, lowest and highest of the
 //! per-pair ratios.
@@ -64,7 +66,7 @@ use store_common::{
     lead_bytes, lead_doc, temp_dir, writer_key, COLLECTION, RECORDS_TABLE, REPLICA,
 };
 use trellis_crdt::{codec, Digest, Record, Timestamp};
-use trellis_store::{MemStore, Mutation, RedbStore, Store, StoreConfig};
+use trellis_store::{Change, MemStore, Mutation, RedbStore, Store, StoreConfig};
 
 /// The concurrent writer counts measured.
 const WRITERS: [usize; 3] = [1, 64, 1024];
@@ -251,9 +253,59 @@ fn raw_batches(writers: usize, writes: u64) -> u64 {
 
 const RECORDS: TableDefinition<'static, &str, &[u8]> = TableDefinition::new(RECORDS_TABLE);
 
+/// What a raw-redb iteration writes besides the records.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Feed {
+    /// Only the records table.
+    Without,
+    /// Also one change-feed row per transaction, with the bytes the store
+    /// writes for that batch (`crates/trellis-store/src/feed.rs`: clock,
+    /// count, then each change's length and codec encoding) in a second
+    /// table keyed by the batch's last sequence number.
+    With,
+}
+
+const CHANGES: TableDefinition<'static, u64, &[u8]> = TableDefinition::new("changes");
+
+/// The change-feed row the store writes for a batch of `pairs`, the last
+/// of which has sequence number `last_seq`.
+fn feed_row(pairs: &[(String, Vec<u8>)], last_seq: u64) -> Vec<u8> {
+    let time = Timestamp(1_750_000_000_000 << 16);
+    let first = last_seq + 1 - pairs.len() as u64;
+    let mut row = time.0.to_le_bytes().to_vec();
+    row.extend_from_slice(&(pairs.len() as u32).to_le_bytes());
+    for (seq, (key, value)) in (first..).zip(pairs) {
+        let digest: [u8; 32] = value[..32]
+            .try_into()
+            .expect("a row starts with its digest");
+        let change = Change {
+            seq,
+            collection: COLLECTION.to_owned(),
+            key: key.clone(),
+            digest: Digest(digest),
+            origin: REPLICA,
+            origin_time: time,
+        };
+        let bytes = codec::encode(&change);
+        row.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
+        row.extend_from_slice(&bytes);
+    }
+    row
+}
+
 /// One iteration of raw redb: the same keys and record bytes in
-/// `batches` durable write transactions, from one thread.
-fn raw_round(db: &Database, writers: usize, per_writer: u64, round: u64, batches: u64) -> Run {
+/// `batches` durable write transactions, from one thread; with
+/// [`Feed::With`], each transaction also writes the batch's change-feed
+/// row (sequence numbers continue from `seq`).
+fn raw_round(
+    db: &Database,
+    writers: usize,
+    per_writer: u64,
+    round: u64,
+    batches: u64,
+    feed: Feed,
+    seq: &mut u64,
+) -> Run {
     // In the order the committer roughly sees them: one write of each
     // writer, then the next.
     let first = round * per_writer;
@@ -261,17 +313,33 @@ fn raw_round(db: &Database, writers: usize, per_writer: u64, round: u64, batches
         .flat_map(|n| (0..writers).map(move |writer| (writer_key(writer, n), lead_bytes(n))))
         .collect();
     let sizes = batch_sizes(pairs.len() as u64, batches);
-    let started = Instant::now();
-    let mut pairs_left = pairs.iter();
+    // Each transaction's writes and, with the feed, its row; made before
+    // the clock starts.
+    let mut transactions = Vec::with_capacity(sizes.len());
+    let mut rest = pairs.as_slice();
     for &size in &sizes {
+        let (batch, after) = rest.split_at(size as usize);
+        rest = after;
+        *seq += size;
+        let row = (feed == Feed::With).then(|| (*seq, feed_row(batch, *seq)));
+        transactions.push((batch, row));
+    }
+    let started = Instant::now();
+    for (batch, row) in &transactions {
         let mut txn = db.begin_write().expect("redb begins a write");
         txn.set_durability(redb::Durability::Immediate)
             .expect("redb takes the durability");
         {
             let mut table = txn.open_table(RECORDS).expect("redb opens the table");
-            for (key, value) in pairs_left.by_ref().take(size as usize) {
+            for (key, value) in *batch {
                 table
                     .insert(key.as_str(), value.as_slice())
+                    .expect("redb inserts");
+            }
+            if let Some((last_seq, row)) = row {
+                let mut changes = txn.open_table(CHANGES).expect("redb opens the table");
+                changes
+                    .insert(*last_seq, row.as_slice())
                     .expect("redb inserts");
             }
         }
@@ -319,7 +387,15 @@ fn store_writes(c: &mut Criterion) {
                 let batches = raw_batches(writers, writes);
                 let mut total = Duration::ZERO;
                 for _ in 0..iters {
-                    let run = raw_round(&db, writers, per_writer, round, batches);
+                    let run = raw_round(
+                        &db,
+                        writers,
+                        per_writer,
+                        round,
+                        batches,
+                        Feed::Without,
+                        &mut 0,
+                    );
                     round += 1;
                     record("redb", writers, run);
                     total += run.elapsed;
@@ -453,9 +529,9 @@ fn paired() {
         return;
     }
     println!();
-    println!("Paired rounds ({pairs} per row; each ratio is trellis / raw redb of one round and the raw round right after it, with as many commits):");
+    println!("Paired rounds ({pairs} per row; each ratio is trellis / raw redb of one round and the raw rounds right after it, with as many commits; \"+ feed\" also writes the store's change-feed row per commit, in a second table):");
     println!();
-    println!("| writers | as | writes per commit | trellis writes/s | raw redb writes/s | ratio: median | lowest | highest |");
+    println!("| writers | as | writes per commit | trellis writes/s | raw redb writes/s | raw + feed writes/s | trellis / raw: median (lowest–highest) | trellis / (raw + feed) |");
     println!("|---:|---|---:|---:|---:|---:|---:|---:|");
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -480,33 +556,63 @@ fn paired() {
                 .expect("the store opens"),
         );
         let db = Database::create(dir.join("raw.redb")).expect("redb creates the file");
-        let (mut ours, mut raw, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+        let fed = Database::create(dir.join("raw-feed.redb")).expect("redb creates the file");
+        let (mut ours, mut raw, mut raw_fed) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut ratios, mut fed_ratios, mut seq) = (Vec::new(), Vec::new(), 0);
         for round in 0..pairs as u64 {
             let run = match mode {
                 Mode::Threads => store_round(&store, writers, per_writer, round),
                 Mode::Tasks => store_round_tasks(&runtime, &store, writers, per_writer, round),
             };
-            let baseline = raw_round(&db, writers, per_writer, round, run.batches);
+            let (batches, no_feed) = (run.batches, &mut 0);
+            let baseline = raw_round(
+                &db,
+                writers,
+                per_writer,
+                round,
+                batches,
+                Feed::Without,
+                no_feed,
+            );
+            let with_feed = raw_round(
+                &fed,
+                writers,
+                per_writer,
+                round,
+                batches,
+                Feed::With,
+                &mut seq,
+            );
             ratios.push(rate(&run) / rate(&baseline));
+            fed_ratios.push(rate(&run) / rate(&with_feed));
             ours.push(run);
             raw.push(baseline);
+            raw_fed.push(with_feed);
         }
         drop(store);
         drop(db);
+        drop(fed);
         let _ = std::fs::remove_dir_all(&dir);
         let writes: u64 = ours.iter().map(|run| run.writes).sum();
         let batches: u64 = ours.iter().map(|run| run.batches).sum();
-        let lowest = ratios.iter().copied().fold(f64::INFINITY, f64::min);
-        let highest = ratios.iter().copied().fold(0.0, f64::max);
         println!(
-            "| {writers} | {} | {:.1} | {:.0} | {:.0} | **{:.2}** | {lowest:.2} | {highest:.2} |",
+            "| {writers} | {} | {:.1} | {:.0} | {:.0} | {:.0} | {} | {} |",
             mode.name(),
             writes as f64 / batches as f64,
             writes_per_second(&ours),
             writes_per_second(&raw),
-            median(ratios),
+            writes_per_second(&raw_fed),
+            spread(ratios),
+            spread(fed_ratios),
         );
     }
+}
+
+/// "**median** (lowest–highest)" of per-pair ratios.
+fn spread(ratios: Vec<f64>) -> String {
+    let lowest = ratios.iter().copied().fold(f64::INFINITY, f64::min);
+    let highest = ratios.iter().copied().fold(0.0, f64::max);
+    format!("**{:.2}** ({lowest:.2}–{highest:.2})", median(ratios))
 }
 
 fn rate(run: &Run) -> f64 {
