@@ -87,11 +87,40 @@ fn upgrade_records(txn: &WriteTransaction, collection: &str) -> Result<(), Store
     let entries: std::collections::HashMap<String, Vec<u8>> = entries.into_iter().collect();
     let records_name = format!("{RECORDS_PREFIX}{collection}");
     let mut records = txn.open_table(definition(&records_name))?;
-    let rows: Vec<(String, Vec<u8>)> = records
-        .iter()?
+    // A chunk of records at a time, so that memory never holds them all.
+    let mut after: Option<String> = None;
+    loop {
+        let chunk: Vec<(String, Vec<u8>)> = match &after {
+            None => records.range::<&str>(..)?,
+            Some(last) => records.range::<&str>((
+                std::ops::Bound::Excluded(last.as_str()),
+                std::ops::Bound::Unbounded,
+            ))?,
+        }
+        .take(CHUNK)
         .map(|row| row.map(|(key, value)| (key.value().to_owned(), value.value().to_vec())))
         .collect::<Result<_, _>>()?;
-    for (key, bytes) in rows {
+        let Some((last, _)) = chunk.last() else {
+            break;
+        };
+        after = Some(last.clone());
+        upgrade_chunk(&mut records, &entries, chunk)?;
+    }
+    drop(records);
+    txn.delete_table(index_table)?;
+    Ok(())
+}
+
+/// Records rewritten at a time.
+const CHUNK: usize = 1024;
+
+/// Rewrites a chunk of format-2 records as rows.
+fn upgrade_chunk(
+    records: &mut redb::Table<'_, &'static str, &'static [u8]>,
+    entries: &std::collections::HashMap<String, Vec<u8>>,
+    chunk: Vec<(String, Vec<u8>)>,
+) -> Result<(), StoreError> {
+    for (key, bytes) in chunk {
         let digest = Digest::of_encoding(&bytes);
         let old = entries.get(&key).and_then(|entry| old_entry(entry));
         let stored = match old {
@@ -106,8 +135,6 @@ fn upgrade_records(txn: &WriteTransaction, collection: &str) -> Result<(), Store
         };
         records.insert(key.as_str(), encode_row(&stored, &bytes).as_slice())?;
     }
-    drop(records);
-    txn.delete_table(index_table)?;
     Ok(())
 }
 

@@ -126,6 +126,10 @@ fn a_missing_or_corrupt_index_is_rebuilt_on_open() {
     std::fs::remove_dir_all(dir).unwrap();
 }
 
+/// Records of the hand-written format-2 file besides the five checked one
+/// by one.
+const BULK: u64 = 2_500;
+
 /// Writes a data file in format 2 by hand, as builds before format 3 left
 /// it: records, their index table, one change-feed row per change, and
 /// the per-batch metadata.
@@ -171,6 +175,18 @@ fn write_format_2(path: &std::path::Path) -> (Vec<(String, Record)>, u64, u64) {
                 .unwrap();
             written.push((key, record));
         }
+        // More records than the upgrade rewrites at a time, with no
+        // change-feed entries of their own.
+        for n in 0..BULK {
+            let key = format!("bulk-{n:05}");
+            let record = Record::from_json(&json!({"n": n}), ME, Timestamp(clock - 1)).unwrap();
+            let bytes = codec::encode(&record);
+            let mut entry = Digest::of_encoding(&bytes).as_bytes().to_vec();
+            entry.extend_from_slice(&(clock - 1).to_le_bytes());
+            entry.push(1);
+            records.insert(key.as_str(), bytes.as_slice()).unwrap();
+            index.insert(key.as_str(), entry.as_slice()).unwrap();
+        }
         let mut meta = txn.open_table(Bytes::new("meta")).unwrap();
         for (name, value) in [
             ("format", 2u64),
@@ -199,7 +215,11 @@ fn a_format_2_file_is_upgraded_in_place_on_open() {
         assert_eq!(&stored, record, "{key}");
     }
     let info = &store.collections().unwrap()[0];
-    assert_eq!((info.live, info.keys), (4, 5));
+    assert_eq!((info.live, info.keys), (4 + BULK, 5 + BULK));
+    assert_eq!(
+        store.get("leads", "bulk-02499").unwrap().unwrap().to_json(),
+        json!({"n": 2_499})
+    );
     assert_eq!(store.last_seq(), last_seq);
     assert!(store.clock_high_water().0 >= clock);
     let feed = store.changes_since(0, 100).unwrap();
