@@ -564,7 +564,7 @@ fn paired() {
                 Mode::Threads => store_round(&store, writers, per_writer, round),
                 Mode::Tasks => store_round_tasks(&runtime, &store, writers, per_writer, round),
             };
-            let (batches, no_feed) = (run.batches, &mut 0);
+            let batches = run.batches;
             let baseline = raw_round(
                 &db,
                 writers,
@@ -572,7 +572,7 @@ fn paired() {
                 round,
                 batches,
                 Feed::Without,
-                no_feed,
+                &mut 0,
             );
             let with_feed = raw_round(
                 &fed,

@@ -14,7 +14,7 @@ use trellis_crdt::{codec, Digest, Record, Timestamp};
 use crate::feed::encode_batch;
 use crate::index::IndexEntry;
 use crate::redb_tables::{definition, CHANGES, META, RECORDS_PREFIX};
-use crate::row::{encode_row, StoredEntry};
+use crate::row::{decode_header, encode_row, StoredEntry, HEADER_LEN};
 use crate::tables::FORMAT_VERSION;
 use crate::{Change, StoreError};
 
@@ -138,21 +138,10 @@ fn upgrade_chunk(
     Ok(())
 }
 
-/// A format-2 index entry: digest, timestamp (little-endian), live flag.
+/// A format-2 index entry: exactly the 41 bytes of a format-3 row header
+/// (digest, timestamp, live flag), on its own.
 fn old_entry(bytes: &[u8]) -> Option<StoredEntry> {
-    let bytes: &[u8; 41] = bytes.try_into().ok()?;
-    let live = match bytes[40] {
-        0 => false,
-        1 => true,
-        _ => return None,
-    };
-    Some(StoredEntry {
-        entry: IndexEntry {
-            digest: Digest(bytes[..32].try_into().ok()?),
-            hlc: Timestamp(u64::from_le_bytes(bytes[32..40].try_into().ok()?)),
-        },
-        live,
-    })
+    (bytes.len() == HEADER_LEN).then(|| decode_header(bytes))?
 }
 
 /// Turns each change-feed row into a batch of one, carrying the clock's
