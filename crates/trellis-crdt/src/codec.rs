@@ -74,6 +74,9 @@ pub const DEFLATE: u8 = 1;
 /// compressor's tables) than it saves bytes.
 pub const COMPRESS_FROM: usize = 16 << 10;
 
+/// The buffer an encoding starts with, in bytes.
+const ENCODE_CAPACITY: usize = 512;
+
 /// The deflate level used: 1, the fastest. Large encodings are bulk
 /// transfers and snapshots, where compressing must keep up with the
 /// network. Level 6 gives 0.6–1.0× level 1's bytes on the benchmark data,
@@ -173,7 +176,10 @@ pub enum DecodeError {
 /// Encodes `value`: the version byte, the packing byte, then its
 /// canonical bytes, compressed if they are large.
 pub fn encode<T: Serialize + ?Sized>(value: &T) -> Vec<u8> {
-    let mut out = vec![FORMAT_VERSION, PLAIN];
+    // Most records and deltas fit: a buffer grown from empty would be
+    // reallocated several times on the way.
+    let mut out = Vec::with_capacity(ENCODE_CAPACITY);
+    out.extend_from_slice(&[FORMAT_VERSION, PLAIN]);
     bincode::serde::encode_into_std_write(value, &mut out, config::standard())
         .expect("serializing a trellis value into memory cannot fail");
     let body_len = out.len() - 2;

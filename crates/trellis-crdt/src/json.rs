@@ -186,8 +186,8 @@ fn leaves(doc: &Value) -> Result<Vec<(FieldPath, Atom)>, RecordError> {
     while let Some((parent, object)) = pending.pop() {
         for (name, value) in object {
             let path = match &parent {
-                Some(parent) => parent.child(name.clone()),
-                None => FieldPath::top(name.clone())?,
+                Some(parent) => parent.child(name.as_str()),
+                None => FieldPath::top(name.as_str())?,
             };
             path.validate()?;
             match value {
@@ -215,7 +215,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::Lattice;
+    use crate::{CausalContext, Dot, DotStore, Lattice};
 
     fn record(doc: Value) -> Result<Record, RecordError> {
         Record::from_json(&doc, ReplicaId(1), Timestamp(1))
@@ -270,6 +270,37 @@ mod tests {
         let delta = deleted.put_json(&doc, ReplicaId(1), Timestamp(2)).unwrap();
         assert_eq!(deleted.to_json(), doc);
         assert_ne!(deleted, delta);
+    }
+
+    #[test]
+    fn a_put_delta_carries_the_dots_it_overwrites_and_its_own() {
+        let mut a = record(json!({"name": "Ada", "stage": "new"})).unwrap();
+        let mut b = a.clone();
+        b.put_json(&json!({"city": "Oslo"}), ReplicaId(2), Timestamp(2))
+            .unwrap();
+        a.merge(b);
+        let mut overwritten = CausalContext::new();
+        a.fields()
+            .for_each(|(_, field)| overwritten.union(&field.dots()));
+        assert!(overwritten.contains(&Dot::new(ReplicaId(2), 1)));
+        let delta = a
+            .put_json(
+                &json!({"name": "Grace", "n": 1}),
+                ReplicaId(1),
+                Timestamp(3),
+            )
+            .unwrap();
+        // Every dot the delta's fields hold, and every dot of the fields it
+        // replaced, and nothing else.
+        let mut expected = overwritten;
+        delta
+            .fields()
+            .for_each(|(_, field)| expected.union(&field.dots()));
+        assert_eq!(delta.context(), &expected);
+        assert!(delta.context().contains(&Dot::new(ReplicaId(1), 3)));
+        assert!(delta.context().contains(&Dot::new(ReplicaId(1), 4)));
+        assert!(!delta.context().contains(&Dot::new(ReplicaId(1), 5)));
+        assert_eq!(a.to_json(), json!({"name": "Grace", "n": 1}));
     }
 
     #[test]

@@ -64,19 +64,16 @@ pub enum PathError {
 impl FieldPath {
     /// A path from its segments, checked: at least one, none empty, at
     /// most [`MAX_DEPTH`].
-    pub fn new<S: Into<String>>(segments: impl IntoIterator<Item = S>) -> Result<Self, PathError> {
-        let path = FieldPath(
-            segments
-                .into_iter()
-                .map(|name| CompactString::from(name.into()))
-                .collect(),
-        );
+    pub fn new<S: Into<CompactString>>(
+        segments: impl IntoIterator<Item = S>,
+    ) -> Result<Self, PathError> {
+        let path = FieldPath(segments.into_iter().map(Into::into).collect());
         path.validate()?;
         Ok(path)
     }
 
     /// A top-level field.
-    pub fn top(name: impl Into<String>) -> Result<Self, PathError> {
+    pub fn top(name: impl Into<CompactString>) -> Result<Self, PathError> {
         Self::new([name])
     }
 
@@ -103,9 +100,9 @@ impl FieldPath {
     }
 
     /// This path extended by `name`.
-    pub fn child(&self, name: impl Into<String>) -> FieldPath {
+    pub fn child(&self, name: impl Into<CompactString>) -> FieldPath {
         let mut segments = self.0.clone();
-        segments.push(CompactString::from(name.into()));
+        segments.push(name.into());
         FieldPath(segments)
     }
 

@@ -181,6 +181,7 @@ impl Record {
         time: Timestamp,
     ) -> Record {
         let first = self.body.context.next_dot(replica).counter;
+        let written = leaves.len() as u64;
         let fields = Fields::from_entries(leaves.into_iter().zip(first..).map(
             |((path, value), counter)| {
                 let register = MvReg::single(Dot::new(replica, counter), time, value);
@@ -193,7 +194,17 @@ impl Record {
                 )
             },
         ));
-        let delta = Causal::new(fields, self.body.store.dots());
+        // The delta's context: the dots it overwrites and its own, which
+        // are the `written` counters from `first` on (no need to collect
+        // them back out of the fields).
+        let mut context = self.body.store.dots();
+        for counter in first..first.saturating_add(written) {
+            context.insert(Dot::new(replica, counter));
+        }
+        let delta = Causal {
+            store: fields,
+            context,
+        };
         if self.body.store.is_empty() && self.body.context.is_empty() {
             // A new record: merging into bottom gives the delta itself.
             self.body = delta.clone();
