@@ -6,10 +6,12 @@
 //!   case, with 128 KiB stacks), each calling
 //!   `store.apply("leads", key, Mutation::Put(doc)).wait()` in a loop, one
 //!   write outstanding per thread. Every write creates a new record of 6
-//!   fields (about 220 bytes encoded). The threads and their documents are
-//!   made before the clock starts; a barrier releases them together and the
-//!   clock stops when the last one has its answer (not when the threads
-//!   have exited).
+//!   fields (about 220 bytes encoded). The threads are long-lived: started
+//!   once per store, as a program's writer threads would be, so that
+//!   thread start-up and the allocator's first touch of each thread's
+//!   memory are not timed. Each round hands every thread its documents
+//!   before the clock starts; a barrier releases them together and the
+//!   clock stops when the last one has its answer.
 //! - In the paired rounds (below) the same writes also run as `writers`
 //!   tokio tasks on a runtime of 2 worker threads, each awaiting its
 //!   `Pending`: the way the node's HTTP handlers and gossip write.
@@ -34,6 +36,9 @@
 //! CRDT part alone (`Record::from_json`, encode, digest), to show how much
 //! of the commit thread's time per write is spent before redb is reached.
 //!
+//! The process runs under mimalloc, the node binary's allocator, unless
+//! built with `--features system-allocator`.
+//!
 //! Criterion measures wall-clock time here whatever `TRELLIS_BENCH_CLOCK`
 //! says: waiting for fsync is the point. After criterion's output the
 //! benchmark prints a markdown table of writes per second (median of the
@@ -54,6 +59,14 @@
 //! Run with `cargo bench -p trellis-benches --bench store_writes`.
 
 mod store_common;
+
+/// The node binary's allocator (`crates/trellis-node/src/bin/trellis`), so
+/// that the store is measured as the node runs it. The raw baselines run in
+/// the same process, under the same allocator. `--features
+/// system-allocator` measures with the system's malloc instead.
+#[cfg(not(feature = "system-allocator"))]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -109,51 +122,94 @@ fn runs(name: &'static str, writers: usize) -> Vec<Run> {
         .unwrap_or_default()
 }
 
-/// One iteration through the store: `writers` threads each writing
-/// `per_writer` new records, one at a time. `round` makes the keys new.
-fn store_round(store: &RedbStore, writers: usize, per_writer: u64, round: u64) -> Run {
-    let before = store.stats();
-    let barrier = Barrier::new(writers + 1);
-    // When each thread had its last answer: the clock stops at the latest,
-    // before the threads exit (1024 thread exits are not the store's cost).
-    let (started, finished) = std::thread::scope(|scope| {
-        let threads: Vec<_> = (0..writers)
-            .map(|writer| {
-                let barrier = &barrier;
+/// `writers` long-lived OS threads writing through one store, as a
+/// program with that many blocking writers would: started once per store
+/// (so that thread start-up, and the allocator's first touch of each
+/// thread's memory, are not timed) and given new writes every round.
+struct WriterThreads {
+    /// Each thread's inbox: the writes of its next round.
+    inboxes: Vec<std::sync::mpsc::Sender<Vec<(String, Mutation)>>>,
+    /// When each thread had the answer to its last write of a round.
+    finished: std::sync::mpsc::Receiver<Instant>,
+    /// Releases every thread of a round at once, with the clock.
+    barrier: Arc<Barrier>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl WriterThreads {
+    fn start(store: &Arc<RedbStore>, writers: usize) -> Self {
+        let barrier = Arc::new(Barrier::new(writers + 1));
+        let (done, finished) = std::sync::mpsc::channel();
+        let mut inboxes = Vec::with_capacity(writers);
+        let threads = (0..writers)
+            .map(|_| {
+                let (inbox, work) = std::sync::mpsc::channel::<Vec<(String, Mutation)>>();
+                inboxes.push(inbox);
+                let (store, barrier, done) =
+                    (Arc::clone(store), Arc::clone(&barrier), done.clone());
                 std::thread::Builder::new()
                     .stack_size(128 * 1024)
-                    .spawn_scoped(scope, move || {
-                        let first = round * per_writer;
-                        let writes: Vec<(String, Mutation)> = (first..first + per_writer)
-                            .map(|n| (writer_key(writer, n), Mutation::Put(lead_doc(n))))
-                            .collect();
-                        barrier.wait();
-                        for (key, mutation) in writes {
-                            store
-                                .apply(COLLECTION, &key, mutation)
-                                .wait()
-                                .expect("a benchmark write succeeds");
+                    .spawn(move || {
+                        for writes in work {
+                            barrier.wait();
+                            for (key, mutation) in writes {
+                                store
+                                    .apply(COLLECTION, &key, mutation)
+                                    .wait()
+                                    .expect("a benchmark write succeeds");
+                            }
+                            let _ = done.send(Instant::now());
                         }
-                        Instant::now()
                     })
                     .expect("a writer thread starts")
             })
             .collect();
-        barrier.wait();
+        WriterThreads {
+            inboxes,
+            finished,
+            barrier,
+            threads,
+        }
+    }
+
+    /// One iteration: each thread writes `per_writer` new records, one at
+    /// a time. The documents are made before the clock starts; the clock
+    /// stops when the last thread has its last answer. `round` makes the
+    /// keys new.
+    fn round(&self, store: &RedbStore, per_writer: u64, round: u64) -> Run {
+        let before = store.stats();
+        let first = round * per_writer;
+        for (writer, inbox) in self.inboxes.iter().enumerate() {
+            let writes = (first..first + per_writer)
+                .map(|n| (writer_key(writer, n), Mutation::Put(lead_doc(n))))
+                .collect();
+            inbox.send(writes).expect("a writer thread is running");
+        }
+        self.barrier.wait();
         let started = Instant::now();
-        let finished = threads
-            .into_iter()
-            .map(|thread| thread.join().expect("a writer thread finishes"))
+        let finished = (0..self.inboxes.len())
+            .map(|_| {
+                self.finished
+                    .recv()
+                    .expect("a writer thread finishes its round")
+            })
             .max()
             .unwrap_or(started);
-        (started, finished)
-    });
-    let elapsed = finished.saturating_duration_since(started);
-    let after = store.stats();
-    Run {
-        writes: after.writes - before.writes,
-        batches: after.batches - before.batches,
-        elapsed,
+        let after = store.stats();
+        Run {
+            writes: after.writes - before.writes,
+            batches: after.batches - before.batches,
+            elapsed: finished.saturating_duration_since(started),
+        }
+    }
+}
+
+impl Drop for WriterThreads {
+    fn drop(&mut self) {
+        self.inboxes.clear();
+        for thread in self.threads.drain(..) {
+            let _ = thread.join();
+        }
     }
 }
 
@@ -362,14 +418,17 @@ fn store_writes(c: &mut Criterion) {
         let parameter = format!("{writers}_writers");
         let dir = temp_dir(&format!("writes-{writers}"));
 
-        let store = RedbStore::open(dir.join("trellis.redb"), REPLICA, StoreConfig::default())
-            .expect("the store opens");
+        let store = Arc::new(
+            RedbStore::open(dir.join("trellis.redb"), REPLICA, StoreConfig::default())
+                .expect("the store opens"),
+        );
+        let threads = WriterThreads::start(&store, writers);
         let mut round = 0;
         group.bench_function(BenchmarkId::new("trellis", &parameter), |b| {
             b.iter_custom(|iters| {
                 let mut total = Duration::ZERO;
                 for _ in 0..iters {
-                    let run = store_round(&store, writers, per_writer, round);
+                    let run = threads.round(&store, per_writer, round);
                     round += 1;
                     assert_eq!(run.writes, writes, "every write was committed");
                     record("trellis", writers, run);
@@ -378,6 +437,7 @@ fn store_writes(c: &mut Criterion) {
                 total
             });
         });
+        drop(threads);
         drop(store);
 
         let db = Database::create(dir.join("raw.redb")).expect("redb creates the file");
@@ -555,14 +615,15 @@ fn paired() {
             RedbStore::open(dir.join("trellis.redb"), REPLICA, StoreConfig::default())
                 .expect("the store opens"),
         );
+        let threads = (mode == Mode::Threads).then(|| WriterThreads::start(&store, writers));
         let db = Database::create(dir.join("raw.redb")).expect("redb creates the file");
         let fed = Database::create(dir.join("raw-feed.redb")).expect("redb creates the file");
         let (mut ours, mut raw, mut raw_fed) = (Vec::new(), Vec::new(), Vec::new());
         let (mut ratios, mut fed_ratios, mut seq) = (Vec::new(), Vec::new(), 0);
         for round in 0..pairs as u64 {
-            let run = match mode {
-                Mode::Threads => store_round(&store, writers, per_writer, round),
-                Mode::Tasks => store_round_tasks(&runtime, &store, writers, per_writer, round),
+            let run = match &threads {
+                Some(threads) => threads.round(&store, per_writer, round),
+                None => store_round_tasks(&runtime, &store, writers, per_writer, round),
             };
             let batches = run.batches;
             let baseline = raw_round(
@@ -589,6 +650,7 @@ fn paired() {
             raw.push(baseline);
             raw_fed.push(with_feed);
         }
+        drop(threads);
         drop(store);
         drop(db);
         drop(fed);

@@ -10,6 +10,14 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use trellis_node::{setup, DataDir, LogFormat, Node, NodeConfig};
 
+/// mimalloc rather than the system allocator. A write allocates a few
+/// dozen small objects on the thread that serves it (the record, its
+/// delta, its bytes) and frees most of them on the store's commit and ack
+/// threads; glibc's malloc spends a large share of a write's CPU on that
+/// pattern, and mimalloc much less (docs/benchmarks.md, `store_writes`).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "trellis",
