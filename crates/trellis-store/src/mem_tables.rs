@@ -3,7 +3,6 @@
 use std::collections::BTreeMap;
 use std::ops::Bound;
 
-use crate::row::HEADER_LEN;
 use crate::tables::{ReadTables, WriteTables};
 use crate::StoreError;
 
@@ -23,14 +22,6 @@ impl ReadTables for MemTables {
             .get(collection)
             .and_then(|records| records.get(key))
             .cloned())
-    }
-
-    fn row_header(&self, collection: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self
-            .records
-            .get(collection)
-            .and_then(|records| records.get(key))
-            .map(|row| row[..HEADER_LEN.min(row.len())].to_vec()))
     }
 
     fn rows_after(
@@ -99,11 +90,20 @@ impl ReadTables for MemTables {
 
 impl WriteTables for MemTables {
     fn put_row(&mut self, collection: &str, key: &str, row: &[u8]) -> Result<(), StoreError> {
-        self.records
+        self.replace_row(collection, key, row).map(drop)
+    }
+
+    fn replace_row(
+        &mut self,
+        collection: &str,
+        key: &str,
+        row: &[u8],
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self
+            .records
             .entry(collection.to_owned())
             .or_default()
-            .insert(key.to_owned(), row.to_vec());
-        Ok(())
+            .insert(key.to_owned(), row.to_vec()))
     }
 
     fn remove_row(&mut self, collection: &str, key: &str) -> Result<(), StoreError> {
@@ -148,6 +148,7 @@ impl MemTables {
     /// header if there is no row), for corruption tests.
     #[cfg(test)]
     pub fn corrupt_record(&mut self, collection: &str, key: &str, bytes: Vec<u8>) {
+        use crate::row::HEADER_LEN;
         let rows = self.records.entry(collection.to_owned()).or_default();
         let mut row = rows
             .get(key)

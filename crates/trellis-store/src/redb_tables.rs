@@ -16,7 +16,6 @@ use redb::{
     WriteTransaction,
 };
 
-use crate::row::HEADER_LEN;
 use crate::tables::{ReadTables, WriteTables};
 use crate::StoreError;
 
@@ -151,8 +150,6 @@ impl<'txn> RedbWrite<'txn> {
 /// The reads both transaction kinds share, over a string-keyed table.
 trait ReadableBytes {
     fn get_bytes(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
-    /// At most the first `len` bytes of the value under `key`.
-    fn get_prefix(&self, key: &str, len: usize) -> Result<Option<Vec<u8>>, StoreError>;
     fn entries_from(
         &self,
         prefix: &str,
@@ -165,13 +162,6 @@ trait ReadableBytes {
 impl<T: ReadableTable<&'static str, &'static [u8]>> ReadableBytes for T {
     fn get_bytes(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(self.get(key)?.map(|value| value.value().to_vec()))
-    }
-
-    fn get_prefix(&self, key: &str, len: usize) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self.get(key)?.map(|value| {
-            let value = value.value();
-            value[..len.min(value.len())].to_vec()
-        }))
     }
 
     fn entries_from(
@@ -351,12 +341,6 @@ impl<S: TableSource> ReadTables for S {
             .flatten())
     }
 
-    fn row_header(&self, collection: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self
-            .with_records(collection, |table| table.get_prefix(key, HEADER_LEN))?
-            .flatten())
-    }
-
     fn rows_after(
         &self,
         collection: &str,
@@ -419,6 +403,16 @@ impl WriteTables for RedbWrite<'_> {
     fn put_row(&mut self, collection: &str, key: &str, row: &[u8]) -> Result<(), StoreError> {
         self.records_mut(collection)?.insert(key, row)?;
         Ok(())
+    }
+
+    fn replace_row(
+        &mut self,
+        collection: &str,
+        key: &str,
+        row: &[u8],
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        let previous = self.records_mut(collection)?.insert(key, row)?;
+        Ok(previous.map(|previous| previous.value().to_vec()))
     }
 
     fn remove_row(&mut self, collection: &str, key: &str) -> Result<(), StoreError> {

@@ -11,11 +11,6 @@ pub(crate) trait ReadTables {
     /// record (see [`crate::row`]).
     fn row(&self, collection: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
 
-    /// The first [`HEADER_LEN`](crate::row::HEADER_LEN) bytes of the row at
-    /// `collection/key` (fewer if the row is shorter), without copying the
-    /// record.
-    fn row_header(&self, collection: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
-
     /// Up to `limit` rows of `collection` whose keys start with `prefix`
     /// and sort after `after`, in key order.
     fn rows_after(
@@ -55,6 +50,15 @@ pub(crate) trait ReadTables {
 pub(crate) trait WriteTables: ReadTables {
     /// Stores a row (see [`crate::row`]).
     fn put_row(&mut self, collection: &str, key: &str, row: &[u8]) -> Result<(), StoreError>;
+
+    /// Stores a row and returns the row it replaced: one lookup where
+    /// reading the row first and then storing would take two.
+    fn replace_row(
+        &mut self,
+        collection: &str,
+        key: &str,
+        row: &[u8],
+    ) -> Result<Option<Vec<u8>>, StoreError>;
 
     /// Removes a row.
     fn remove_row(&mut self, collection: &str, key: &str) -> Result<(), StoreError>;
