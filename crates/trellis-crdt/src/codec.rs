@@ -179,21 +179,28 @@ pub fn encode<T: Serialize + ?Sized>(value: &T) -> Vec<u8> {
     // Most records and deltas fit: a buffer grown from empty would be
     // reallocated several times on the way.
     let mut out = Vec::with_capacity(ENCODE_CAPACITY);
+    encode_to(value, &mut out);
+    out
+}
+
+/// Appends the encoding of `value` to `out`: the same bytes as
+/// [`encode`], without a buffer of their own (for callers that frame many
+/// encodings in one buffer).
+pub fn encode_to<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) {
+    let start = out.len();
     out.extend_from_slice(&[FORMAT_VERSION, PLAIN]);
-    bincode::serde::encode_into_std_write(value, &mut out, config::standard())
+    bincode::serde::encode_into_std_write(value, out, config::standard())
         .expect("serializing a trellis value into memory cannot fail");
-    let body_len = out.len() - 2;
+    let body_len = out.len() - start - 2;
     if body_len >= COMPRESS_FROM {
-        let packed = miniz_oxide::deflate::compress_to_vec_zlib(&out[2..], DEFLATE_LEVEL);
+        let packed = miniz_oxide::deflate::compress_to_vec_zlib(&out[start + 2..], DEFLATE_LEVEL);
         if packed.len() + RAW_LEN_BYTES < body_len {
-            let mut framed = Vec::with_capacity(2 + RAW_LEN_BYTES + packed.len());
-            framed.extend_from_slice(&[FORMAT_VERSION, DEFLATE]);
-            framed.extend_from_slice(&(body_len as u64).to_le_bytes());
-            framed.extend_from_slice(&packed);
-            return framed;
+            out.truncate(start);
+            out.extend_from_slice(&[FORMAT_VERSION, DEFLATE]);
+            out.extend_from_slice(&(body_len as u64).to_le_bytes());
+            out.extend_from_slice(&packed);
         }
     }
-    out
 }
 
 /// Writes the encoding of `value` into `writer` (a hasher, a buffer): the
@@ -423,6 +430,18 @@ mod tests {
             crate::Digest::of(&value),
             crate::Digest::of_encoding(&bytes)
         );
+    }
+
+    #[test]
+    fn appending_gives_the_same_bytes_after_what_was_there() {
+        let small = vec![1u64, 2, 3];
+        for bytes in [encode(&small), encode(&compressible())] {
+            let value: Vec<u64> = decode(&bytes).unwrap();
+            let mut out = b"framing".to_vec();
+            encode_to(&value, &mut out);
+            assert_eq!(&out[..7], b"framing");
+            assert_eq!(&out[7..], &bytes[..]);
+        }
     }
 
     #[test]

@@ -12,25 +12,98 @@
 //! row's key. The last row also gives the store's last sequence number and
 //! clock high-water mark on open, so no metadata is written per batch.
 
-use trellis_crdt::{codec, Timestamp};
+use serde::Serialize;
+use trellis_crdt::{codec, Digest, ReplicaId, Timestamp};
 
 use crate::{Change, StoreError};
 
 /// The length of a batch row's header.
 const HEADER_LEN: usize = 12;
 
+/// A batch row built one change at a time, as the writer applies them.
+/// Kept from batch to batch, so that its buffer is reused.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct BatchRow {
+    /// The header (filled in by [`finish`](BatchRow::finish)), then each
+    /// change pushed so far.
+    row: Vec<u8>,
+    /// Changes pushed so far.
+    count: u32,
+}
+
+impl BatchRow {
+    /// Adds a change; its sequence number must follow the last one's.
+    pub fn push(&mut self, change: &ChangeRef<'_>) {
+        if self.row.is_empty() {
+            self.row.resize(HEADER_LEN, 0);
+        }
+        let at = self.row.len();
+        self.row.extend_from_slice(&[0; 4]);
+        codec::encode_to(change, &mut self.row);
+        let len = (self.row.len() - at - 4) as u32;
+        self.row[at..at + 4].copy_from_slice(&len.to_le_bytes());
+        self.count += 1;
+    }
+
+    /// Whether no change has been pushed since the last
+    /// [`clear`](BatchRow::clear).
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// The row of the changes pushed, committed when the clock stood at
+    /// `clock`.
+    pub fn finish(&mut self, clock: Timestamp) -> &[u8] {
+        if self.row.is_empty() {
+            self.row.resize(HEADER_LEN, 0);
+        }
+        self.row[..8].copy_from_slice(&clock.0.to_le_bytes());
+        self.row[8..HEADER_LEN].copy_from_slice(&self.count.to_le_bytes());
+        &self.row
+    }
+
+    /// Empties the row, keeping its buffer.
+    pub fn clear(&mut self) {
+        self.row.clear();
+        self.count = 0;
+    }
+}
+
+/// A [`Change`] borrowing its names. It encodes to the same bytes as the
+/// `Change` it mirrors (the codec writes a `&str` as it writes a
+/// `String`), so the writer can add a change to the feed without copying
+/// the collection and key into one.
+#[derive(Debug, Serialize)]
+pub(crate) struct ChangeRef<'a> {
+    pub seq: u64,
+    pub collection: &'a str,
+    pub key: &'a str,
+    pub digest: Digest,
+    pub origin: ReplicaId,
+    pub origin_time: Timestamp,
+}
+
+impl<'a> From<&'a Change> for ChangeRef<'a> {
+    fn from(change: &'a Change) -> Self {
+        ChangeRef {
+            seq: change.seq,
+            collection: &change.collection,
+            key: &change.key,
+            digest: change.digest,
+            origin: change.origin,
+            origin_time: change.origin_time,
+        }
+    }
+}
+
 /// The row of a batch of changes, committed when the clock stood at
 /// `clock`.
 pub(crate) fn encode_batch(clock: Timestamp, changes: &[Change]) -> Vec<u8> {
-    let mut row = Vec::with_capacity(HEADER_LEN + changes.len() * 96);
-    row.extend_from_slice(&clock.0.to_le_bytes());
-    row.extend_from_slice(&(changes.len() as u32).to_le_bytes());
+    let mut row = BatchRow::default();
     for change in changes {
-        let bytes = codec::encode(change);
-        row.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
-        row.extend_from_slice(&bytes);
+        row.push(&change.into());
     }
-    row
+    row.finish(clock).to_vec()
 }
 
 /// How many changes a batch row holds, from its header alone (0 if the
@@ -103,6 +176,28 @@ mod tests {
             origin: ReplicaId(3),
             origin_time: Timestamp(seq * 10),
         }
+    }
+
+    #[test]
+    fn a_borrowed_change_encodes_as_the_change() {
+        let change = change(7);
+        assert_eq!(
+            codec::encode(&ChangeRef::from(&change)),
+            codec::encode(&change)
+        );
+    }
+
+    #[test]
+    fn a_row_builder_is_reusable() {
+        let mut row = BatchRow::default();
+        assert!(row.is_empty());
+        row.push(&(&change(1)).into());
+        row.clear();
+        assert!(row.is_empty());
+        let changes: Vec<Change> = (2..=3).map(change).collect();
+        changes.iter().for_each(|change| row.push(&change.into()));
+        let expected = (Timestamp(5), changes);
+        assert_eq!(decode_batch(3, row.finish(Timestamp(5))).unwrap(), expected);
     }
 
     #[test]

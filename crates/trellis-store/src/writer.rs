@@ -7,12 +7,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use trellis_crdt::{Digest, Lattice, Record, ReplicaId, Timestamp};
 
 use crate::clock::SharedClock;
-use crate::feed::encode_batch;
+use crate::feed::{BatchRow, ChangeRef};
 use crate::index::IndexEntry;
 use crate::prepare::{encode, prepare, Prepared, Stored};
 use crate::row::{decode_header, decode_row};
 use crate::tables::{meta, WriteTables};
-use crate::{Applied, Change, Limits, Merged, Mutation, Origin, StoreConfig, StoreError};
+use crate::{Applied, Limits, Merged, Mutation, Origin, StoreConfig, StoreError};
 
 /// A change to the in-memory reconciliation index, applied once the batch
 /// that made it is committed.
@@ -65,7 +65,7 @@ pub(crate) struct Writer {
     /// Collections whose live count the current batch changed.
     touched: BTreeSet<String>,
     /// The current batch's changes, stored as one row when it finishes.
-    changes: Vec<Change>,
+    feed: BatchRow,
     /// At least as many as the records in quarantine: while it is 0, no
     /// write needs to look in the quarantine table.
     pub quarantined: u64,
@@ -89,7 +89,7 @@ impl Writer {
             retention: config.change_retention.max(1),
             live: BTreeMap::new(),
             touched: BTreeSet::new(),
-            changes: Vec::new(),
+            feed: BatchRow::default(),
             quarantined: 0,
         }
     }
@@ -303,10 +303,10 @@ impl Writer {
         tables: &mut impl WriteTables,
         effects: &mut Effects,
     ) -> Result<(), StoreError> {
-        if !self.changes.is_empty() {
-            let row = encode_batch(self.clock.last(), &self.changes);
-            tables.append_change_batch(self.last_seq, &row)?;
-            self.changes.clear();
+        if !self.feed.is_empty() {
+            let row = self.feed.finish(self.clock.last());
+            tables.append_change_batch(self.last_seq, row)?;
+            self.feed.clear();
         }
         // Whole batches are trimmed, and only once a sixteenth of the
         // retention has gone past, so that most batches leave the oldest
@@ -400,15 +400,14 @@ impl Writer {
             self.forget(collection, was_live);
         }
         if live {
-            *self.live.entry(collection.to_owned()).or_insert(0) += 1;
-            self.touched.insert(collection.to_owned());
+            self.adjust_live(collection, |count| count + 1);
         }
 
         self.last_seq += 1;
-        self.changes.push(Change {
+        self.feed.push(&ChangeRef {
             seq: self.last_seq,
-            collection: collection.to_owned(),
-            key: key.to_owned(),
+            collection,
+            key,
             digest,
             origin: origin.replica,
             origin_time: origin.time,
@@ -425,8 +424,21 @@ impl Writer {
     /// Takes a stored record out of the collection's live count.
     fn forget(&mut self, collection: &str, was_live: bool) {
         if was_live {
-            let live = self.live.entry(collection.to_owned()).or_insert(0);
-            *live = live.saturating_sub(1);
+            self.adjust_live(collection, |count| count.saturating_sub(1));
+        }
+    }
+
+    /// Changes a collection's live count, and marks it for publishing at
+    /// the end of the batch (without copying its name after the first
+    /// time).
+    fn adjust_live(&mut self, collection: &str, adjust: impl FnOnce(u64) -> u64) {
+        match self.live.get_mut(collection) {
+            Some(count) => *count = adjust(*count),
+            None => {
+                self.live.insert(collection.to_owned(), adjust(0));
+            }
+        }
+        if !self.touched.contains(collection) {
             self.touched.insert(collection.to_owned());
         }
     }
