@@ -9,9 +9,9 @@
 //!   fields (about 220 bytes encoded). The threads are long-lived: started
 //!   once per store, as a program's writer threads would be, so that
 //!   thread start-up and the allocator's first touch of each thread's
-//!   memory are not timed. Each round hands every thread its documents
-//!   before the clock starts; a barrier releases them together and the
-//!   clock stops when the last one has its answer.
+//!   memory are not timed. Each round's documents are made before the
+//!   clock starts; then each thread is sent its own, and the clock stops
+//!   when the last one has its answer.
 //! - In the paired rounds (below) the same writes also run as `writers`
 //!   tokio tasks on a runtime of 2 worker threads, each awaiting its
 //!   `Pending`: the way the node's HTTP handlers and gossip write.
@@ -70,7 +70,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::{Arc, Barrier, Mutex};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use criterion::{BatchSize, BenchmarkId, Criterion, SamplingMode, Throughput};
@@ -127,31 +127,27 @@ fn runs(name: &'static str, writers: usize) -> Vec<Run> {
 /// (so that thread start-up, and the allocator's first touch of each
 /// thread's memory, are not timed) and given new writes every round.
 struct WriterThreads {
-    /// Each thread's inbox: the writes of its next round.
+    /// Each thread's inbox: the writes of its next round. A thread starts
+    /// writing as soon as they arrive.
     inboxes: Vec<std::sync::mpsc::Sender<Vec<(String, Mutation)>>>,
     /// When each thread had the answer to its last write of a round.
     finished: std::sync::mpsc::Receiver<Instant>,
-    /// Releases every thread of a round at once, with the clock.
-    barrier: Arc<Barrier>,
     threads: Vec<std::thread::JoinHandle<()>>,
 }
 
 impl WriterThreads {
     fn start(store: &Arc<RedbStore>, writers: usize) -> Self {
-        let barrier = Arc::new(Barrier::new(writers + 1));
         let (done, finished) = std::sync::mpsc::channel();
         let mut inboxes = Vec::with_capacity(writers);
         let threads = (0..writers)
             .map(|_| {
                 let (inbox, work) = std::sync::mpsc::channel::<Vec<(String, Mutation)>>();
                 inboxes.push(inbox);
-                let (store, barrier, done) =
-                    (Arc::clone(store), Arc::clone(&barrier), done.clone());
+                let (store, done) = (Arc::clone(store), done.clone());
                 std::thread::Builder::new()
                     .stack_size(128 * 1024)
                     .spawn(move || {
                         for writes in work {
-                            barrier.wait();
                             for (key, mutation) in writes {
                                 store
                                     .apply(COLLECTION, &key, mutation)
@@ -167,26 +163,30 @@ impl WriterThreads {
         WriterThreads {
             inboxes,
             finished,
-            barrier,
             threads,
         }
     }
 
     /// One iteration: each thread writes `per_writer` new records, one at
-    /// a time. The documents are made before the clock starts; the clock
-    /// stops when the last thread has its last answer. `round` makes the
-    /// keys new.
+    /// a time. The documents are made before the clock starts; then each
+    /// thread is sent its own (a channel per thread rather than a barrier,
+    /// whose release would have a thousand threads queue on one mutex);
+    /// the clock stops when the last thread has its last answer. `round`
+    /// makes the keys new.
     fn round(&self, store: &RedbStore, per_writer: u64, round: u64) -> Run {
         let before = store.stats();
         let first = round * per_writer;
-        for (writer, inbox) in self.inboxes.iter().enumerate() {
-            let writes = (first..first + per_writer)
-                .map(|n| (writer_key(writer, n), Mutation::Put(lead_doc(n))))
-                .collect();
+        let work: Vec<Vec<(String, Mutation)>> = (0..self.inboxes.len())
+            .map(|writer| {
+                (first..first + per_writer)
+                    .map(|n| (writer_key(writer, n), Mutation::Put(lead_doc(n))))
+                    .collect()
+            })
+            .collect();
+        let started = Instant::now();
+        for (inbox, writes) in self.inboxes.iter().zip(work) {
             inbox.send(writes).expect("a writer thread is running");
         }
-        self.barrier.wait();
-        let started = Instant::now();
         let finished = (0..self.inboxes.len())
             .map(|_| {
                 self.finished
