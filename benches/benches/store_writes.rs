@@ -53,12 +53,20 @@
 //! also writes, per commit, the change-feed row the store writes for that
 //! batch (the same bytes, in a second table), on fresh files, `TRELLIS_BENCH_PAIRS`
 //! times (default 15) per writer count (`TRELLIS_BENCH_WRITERS=1,64` for
-//! some counts only). It prints the median, lowest and highest of the
-//! per-pair ratios.
+//! some counts only). Each pair ends with a third baseline, **group**:
+//! raw redb behind the same number of writers, run the same way (threads
+//! or tasks), through the smallest group commit that answers a write only
+//! once it is durable (`store_writes/raw_group_commit.rs`). The replays
+//! give raw redb the store's commits without its writers; group gives it
+//! the writers, and lets it batch as it finds. It prints the median,
+//! lowest and highest of the per-pair ratios.
 //!
 //! Run with `cargo bench -p trellis-benches --bench store_writes`.
 
 mod store_common;
+
+#[path = "store_writes/raw_group_commit.rs"]
+mod raw_group_commit;
 
 /// The node binary's allocator (`crates/trellis-node/src/bin/trellis`), so
 /// that the store is measured as the node runs it. The raw baselines run in
@@ -74,6 +82,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use criterion::{BatchSize, BenchmarkId, Criterion, SamplingMode, Throughput};
+use raw_group_commit::RawGroupCommit;
 use redb::{Database, TableDefinition};
 use store_common::{
     lead_bytes, lead_doc, temp_dir, writer_key, COLLECTION, RECORDS_TABLE, REPLICA,
@@ -122,37 +131,125 @@ fn runs(name: &'static str, writers: usize) -> Vec<Run> {
         .unwrap_or_default()
 }
 
-/// `writers` long-lived OS threads writing through one store, as a
-/// program with that many blocking writers would: started once per store
+/// Where a round's writes go: the store, or raw redb behind the smallest
+/// group commit ([`RawGroupCommit`]). Each write is answered once its
+/// commit is durable.
+trait Target: Send + Sync + 'static {
+    /// One write, made before the clock starts.
+    type Write: Send + 'static;
+
+    /// Writer `writer`'s write of record `n`.
+    fn make(writer: usize, n: u64) -> Self::Write;
+
+    /// Writes and blocks until the write is durable.
+    fn write_blocking(&self, write: Self::Write);
+
+    /// Writes; resolves once the write is durable.
+    fn write(&self, write: Self::Write) -> impl std::future::Future<Output = ()> + Send;
+
+    /// Writes and commits (transactions) so far.
+    fn counts(&self) -> (u64, u64);
+}
+
+impl Target for RedbStore {
+    type Write = (String, Mutation);
+
+    fn make(writer: usize, n: u64) -> Self::Write {
+        (writer_key(writer, n), Mutation::Put(lead_doc(n)))
+    }
+
+    fn write_blocking(&self, (key, mutation): Self::Write) {
+        self.apply(COLLECTION, &key, mutation)
+            .wait()
+            .expect("a benchmark write succeeds");
+    }
+
+    async fn write(&self, (key, mutation): Self::Write) {
+        self.apply(COLLECTION, &key, mutation)
+            .await
+            .expect("a benchmark write succeeds");
+    }
+
+    fn counts(&self) -> (u64, u64) {
+        let stats = self.stats();
+        (stats.writes, stats.batches)
+    }
+}
+
+impl Target for RawGroupCommit {
+    type Write = (String, Vec<u8>);
+
+    fn make(writer: usize, n: u64) -> Self::Write {
+        (writer_key(writer, n), lead_bytes(n))
+    }
+
+    fn write_blocking(&self, (key, value): Self::Write) {
+        self.write(key, value)
+            .blocking_recv()
+            .expect("the raw commit thread answers");
+    }
+
+    async fn write(&self, (key, value): Self::Write) {
+        RawGroupCommit::write(self, key, value)
+            .await
+            .expect("the raw commit thread answers");
+    }
+
+    fn counts(&self) -> (u64, u64) {
+        RawGroupCommit::counts(self)
+    }
+}
+
+/// Each writer's writes for round `round`, `per_writer` new records each.
+fn round_work<T: Target>(writers: usize, per_writer: u64, round: u64) -> Vec<Vec<T::Write>> {
+    let first = round * per_writer;
+    (0..writers)
+        .map(|writer| {
+            (first..first + per_writer)
+                .map(|n| T::make(writer, n))
+                .collect()
+        })
+        .collect()
+}
+
+/// A round's outcome from the target's counters before and after it.
+fn run_between(before: (u64, u64), after: (u64, u64), elapsed: Duration) -> Run {
+    Run {
+        writes: after.0 - before.0,
+        batches: after.1 - before.1,
+        elapsed,
+    }
+}
+
+/// `writers` long-lived OS threads writing through one target, as a
+/// program with that many blocking writers would: started once per target
 /// (so that thread start-up, and the allocator's first touch of each
 /// thread's memory, are not timed) and given new writes every round.
-struct WriterThreads {
+struct WriterThreads<T: Target> {
+    target: Arc<T>,
     /// Each thread's inbox: the writes of its next round. A thread starts
     /// writing as soon as they arrive.
-    inboxes: Vec<std::sync::mpsc::Sender<Vec<(String, Mutation)>>>,
+    inboxes: Vec<std::sync::mpsc::Sender<Vec<T::Write>>>,
     /// When each thread had the answer to its last write of a round.
     finished: std::sync::mpsc::Receiver<Instant>,
     threads: Vec<std::thread::JoinHandle<()>>,
 }
 
-impl WriterThreads {
-    fn start(store: &Arc<RedbStore>, writers: usize) -> Self {
+impl<T: Target> WriterThreads<T> {
+    fn start(target: &Arc<T>, writers: usize) -> Self {
         let (done, finished) = std::sync::mpsc::channel();
         let mut inboxes = Vec::with_capacity(writers);
         let threads = (0..writers)
             .map(|_| {
-                let (inbox, work) = std::sync::mpsc::channel::<Vec<(String, Mutation)>>();
+                let (inbox, work) = std::sync::mpsc::channel::<Vec<T::Write>>();
                 inboxes.push(inbox);
-                let (store, done) = (Arc::clone(store), done.clone());
+                let (target, done) = (Arc::clone(target), done.clone());
                 std::thread::Builder::new()
                     .stack_size(128 * 1024)
                     .spawn(move || {
                         for writes in work {
-                            for (key, mutation) in writes {
-                                store
-                                    .apply(COLLECTION, &key, mutation)
-                                    .wait()
-                                    .expect("a benchmark write succeeds");
+                            for write in writes {
+                                target.write_blocking(write);
                             }
                             let _ = done.send(Instant::now());
                         }
@@ -161,6 +258,7 @@ impl WriterThreads {
             })
             .collect();
         WriterThreads {
+            target: Arc::clone(target),
             inboxes,
             finished,
             threads,
@@ -168,21 +266,14 @@ impl WriterThreads {
     }
 
     /// One iteration: each thread writes `per_writer` new records, one at
-    /// a time. The documents are made before the clock starts; then each
+    /// a time. The writes are made before the clock starts; then each
     /// thread is sent its own (a channel per thread rather than a barrier,
     /// whose release would have a thousand threads queue on one mutex);
     /// the clock stops when the last thread has its last answer. `round`
     /// makes the keys new.
-    fn round(&self, store: &RedbStore, per_writer: u64, round: u64) -> Run {
-        let before = store.stats();
-        let first = round * per_writer;
-        let work: Vec<Vec<(String, Mutation)>> = (0..self.inboxes.len())
-            .map(|writer| {
-                (first..first + per_writer)
-                    .map(|n| (writer_key(writer, n), Mutation::Put(lead_doc(n))))
-                    .collect()
-            })
-            .collect();
+    fn round(&self, per_writer: u64, round: u64) -> Run {
+        let before = self.target.counts();
+        let work = round_work::<T>(self.inboxes.len(), per_writer, round);
         let started = Instant::now();
         for (inbox, writes) in self.inboxes.iter().zip(work) {
             inbox.send(writes).expect("a writer thread is running");
@@ -195,16 +286,15 @@ impl WriterThreads {
             })
             .max()
             .unwrap_or(started);
-        let after = store.stats();
-        Run {
-            writes: after.writes - before.writes,
-            batches: after.batches - before.batches,
-            elapsed: finished.saturating_duration_since(started),
-        }
+        run_between(
+            before,
+            self.target.counts(),
+            finished.saturating_duration_since(started),
+        )
     }
 }
 
-impl Drop for WriterThreads {
+impl<T: Target> Drop for WriterThreads<T> {
     fn drop(&mut self) {
         self.inboxes.clear();
         for thread in self.threads.drain(..) {
@@ -233,38 +323,28 @@ impl Mode {
     }
 }
 
-/// One iteration through the store with `writers` tokio tasks on
+/// One iteration through `target` with `writers` tokio tasks on
 /// `runtime`, each writing `per_writer` new records, one at a time. The
-/// documents are made before the clock starts; the clock stops when the
-/// last task has its last answer.
-fn store_round_tasks(
+/// writes are made before the clock starts; the clock stops when the last
+/// task has its last answer.
+fn round_tasks<T: Target>(
     runtime: &tokio::runtime::Runtime,
-    store: &Arc<RedbStore>,
+    target: &Arc<T>,
     writers: usize,
     per_writer: u64,
     round: u64,
 ) -> Run {
-    let before = store.stats();
-    let first = round * per_writer;
-    let work: Vec<Vec<(String, Mutation)>> = (0..writers)
-        .map(|writer| {
-            (first..first + per_writer)
-                .map(|n| (writer_key(writer, n), Mutation::Put(lead_doc(n))))
-                .collect()
-        })
-        .collect();
+    let before = target.counts();
+    let work = round_work::<T>(writers, per_writer, round);
     let (started, finished) = runtime.block_on(async {
         let started = Instant::now();
         let tasks: Vec<_> = work
             .into_iter()
             .map(|writes| {
-                let store = Arc::clone(store);
+                let target = Arc::clone(target);
                 tokio::spawn(async move {
-                    for (key, mutation) in writes {
-                        store
-                            .apply(COLLECTION, &key, mutation)
-                            .await
-                            .expect("a benchmark write succeeds");
+                    for write in writes {
+                        target.write(write).await;
                     }
                     Instant::now()
                 })
@@ -276,12 +356,11 @@ fn store_round_tasks(
         }
         (started, finished)
     });
-    let after = store.stats();
-    Run {
-        writes: after.writes - before.writes,
-        batches: after.batches - before.batches,
-        elapsed: finished.saturating_duration_since(started),
-    }
+    run_between(
+        before,
+        target.counts(),
+        finished.saturating_duration_since(started),
+    )
 }
 
 /// The sizes of `batches` transactions holding `writes` pairs between
@@ -428,7 +507,7 @@ fn store_writes(c: &mut Criterion) {
             b.iter_custom(|iters| {
                 let mut total = Duration::ZERO;
                 for _ in 0..iters {
-                    let run = threads.round(&store, per_writer, round);
+                    let run = threads.round(per_writer, round);
                     round += 1;
                     assert_eq!(run.writes, writes, "every write was committed");
                     record("trellis", writers, run);
@@ -534,13 +613,11 @@ fn summary() {
         if ours.is_empty() || raw.is_empty() {
             continue;
         }
-        let writes: u64 = ours.iter().map(|run| run.writes).sum();
-        let batches: u64 = ours.iter().map(|run| run.batches).sum();
         let (ours_rate, raw_rate) = (writes_per_second(&ours), writes_per_second(&raw));
         println!(
             "| {writers} | {} | {:.1} | {ours_rate:.0} | {raw_rate:.0} | {:.2} |",
             ours[0].writes,
-            writes as f64 / batches as f64,
+            writes_per_commit(&ours),
             ours_rate / raw_rate
         );
     }
@@ -581,18 +658,48 @@ fn pairs() -> usize {
         .unwrap_or(15)
 }
 
-/// Paired rounds: each `trellis` iteration is followed at once by a raw
-/// iteration with the same number of commits. Prints the per-pair ratios.
+/// A target's concurrent writers, run as `mode` says.
+enum Writers<T: Target> {
+    Threads(WriterThreads<T>),
+    Tasks { target: Arc<T>, writers: usize },
+}
+
+impl<T: Target> Writers<T> {
+    fn start(mode: Mode, target: &Arc<T>, writers: usize) -> Self {
+        match mode {
+            Mode::Threads => Writers::Threads(WriterThreads::start(target, writers)),
+            Mode::Tasks => Writers::Tasks {
+                target: Arc::clone(target),
+                writers,
+            },
+        }
+    }
+
+    fn round(&self, runtime: &tokio::runtime::Runtime, per_writer: u64, round: u64) -> Run {
+        match self {
+            Writers::Threads(threads) => threads.round(per_writer, round),
+            Writers::Tasks { target, writers } => {
+                round_tasks(runtime, target, *writers, per_writer, round)
+            }
+        }
+    }
+}
+
+/// Paired rounds: each `trellis` iteration is followed at once by raw
+/// iterations: two replaying its commits from one thread (without and
+/// with the change-feed row), and one behind the same number of
+/// concurrent writers, run the same way, through [`RawGroupCommit`].
+/// Prints the per-pair ratios.
 fn paired() {
     let pairs = pairs();
     if pairs == 0 {
         return;
     }
     println!();
-    println!("Paired rounds ({pairs} per row; each ratio is trellis / raw redb of one round and the raw rounds right after it, with as many commits; \"+ feed\" also writes the store's change-feed row per commit, in a second table):");
+    println!("Paired rounds ({pairs} per row; each ratio is trellis / raw redb of one round and the raw rounds right after it. \"raw\" replays the round's commits from one thread, as many and as large; \"+ feed\" also writes the store's change-feed row per commit, in a second table; \"group\" is raw redb behind the same writers, run the same way, through the smallest group commit, which batches as it finds):");
     println!();
-    println!("| writers | as | writes per commit | trellis writes/s | raw redb writes/s | raw + feed writes/s | trellis / raw: median (lowest–highest) | trellis / (raw + feed) |");
-    println!("|---:|---|---:|---:|---:|---:|---:|---:|");
+    println!("| writers | as | writes per commit: trellis / group | trellis writes/s | raw writes/s | raw + feed writes/s | group writes/s | trellis / raw: median (lowest–highest) | trellis / (raw + feed) | trellis / group |");
+    println!("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|");
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .build()
@@ -615,16 +722,19 @@ fn paired() {
             RedbStore::open(dir.join("trellis.redb"), REPLICA, StoreConfig::default())
                 .expect("the store opens"),
         );
-        let threads = (mode == Mode::Threads).then(|| WriterThreads::start(&store, writers));
+        let ours_writers = Writers::start(mode, &store, writers);
+        let group = Arc::new(RawGroupCommit::start(
+            Database::create(dir.join("raw-group.redb")).expect("redb creates the file"),
+        ));
+        let group_writers = Writers::start(mode, &group, writers);
         let db = Database::create(dir.join("raw.redb")).expect("redb creates the file");
         let fed = Database::create(dir.join("raw-feed.redb")).expect("redb creates the file");
-        let (mut ours, mut raw, mut raw_fed) = (Vec::new(), Vec::new(), Vec::new());
-        let (mut ratios, mut fed_ratios, mut seq) = (Vec::new(), Vec::new(), 0);
+        let (mut ours, mut raw, mut raw_fed, mut grouped) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let (mut ratios, mut fed_ratios, mut group_ratios, mut seq) =
+            (Vec::new(), Vec::new(), Vec::new(), 0);
         for round in 0..pairs as u64 {
-            let run = match &threads {
-                Some(threads) => threads.round(&store, per_writer, round),
-                None => store_round_tasks(&runtime, &store, writers, per_writer, round),
-            };
+            let run = ours_writers.round(&runtime, per_writer, round);
             let batches = run.batches;
             let baseline = raw_round(
                 &db,
@@ -644,30 +754,42 @@ fn paired() {
                 Feed::With,
                 &mut seq,
             );
+            let behind_writers = group_writers.round(&runtime, per_writer, round);
             ratios.push(rate(&run) / rate(&baseline));
             fed_ratios.push(rate(&run) / rate(&with_feed));
+            group_ratios.push(rate(&run) / rate(&behind_writers));
             ours.push(run);
             raw.push(baseline);
             raw_fed.push(with_feed);
+            grouped.push(behind_writers);
         }
-        drop(threads);
+        drop(ours_writers);
         drop(store);
+        drop(group_writers);
+        drop(group);
         drop(db);
         drop(fed);
         let _ = std::fs::remove_dir_all(&dir);
-        let writes: u64 = ours.iter().map(|run| run.writes).sum();
-        let batches: u64 = ours.iter().map(|run| run.batches).sum();
         println!(
-            "| {writers} | {} | {:.1} | {:.0} | {:.0} | {:.0} | {} | {} |",
+            "| {writers} | {} | {:.1} / {:.1} | {:.0} | {:.0} | {:.0} | {:.0} | {} | {} | {} |",
             mode.name(),
-            writes as f64 / batches as f64,
+            writes_per_commit(&ours),
+            writes_per_commit(&grouped),
             writes_per_second(&ours),
             writes_per_second(&raw),
             writes_per_second(&raw_fed),
+            writes_per_second(&grouped),
             spread(ratios),
             spread(fed_ratios),
+            spread(group_ratios),
         );
     }
+}
+
+fn writes_per_commit(runs: &[Run]) -> f64 {
+    let writes: u64 = runs.iter().map(|run| run.writes).sum();
+    let batches: u64 = runs.iter().map(|run| run.batches).sum();
+    writes as f64 / batches as f64
 }
 
 /// "**median** (lowest–highest)" of per-pair ratios.
