@@ -19,9 +19,6 @@ use std::thread::JoinHandle;
 use redb::{Database, TableDefinition};
 use tokio::sync::oneshot;
 
-/// Writes in one transaction, at most: `StoreConfig::default().max_batch`.
-const MAX_BATCH: usize = 4096;
-
 const RECORDS: TableDefinition<'static, &str, &[u8]> =
     TableDefinition::new(super::store_common::RECORDS_TABLE);
 
@@ -41,8 +38,10 @@ pub struct RawGroupCommit {
 }
 
 impl RawGroupCommit {
-    /// Starts the commit thread over `db`.
+    /// Starts the commit thread over `db`. A transaction holds at most
+    /// as many writes as the store's default batch limit.
     pub fn start(db: Database) -> Self {
+        let max_batch = trellis_store::StoreConfig::default().max_batch;
         let (inbox, queue) = mpsc::channel();
         let writes = Arc::new(AtomicU64::new(0));
         let commits = Arc::new(AtomicU64::new(0));
@@ -50,7 +49,7 @@ impl RawGroupCommit {
             let (writes, commits) = (Arc::clone(&writes), Arc::clone(&commits));
             std::thread::Builder::new()
                 .name("raw-commit".into())
-                .spawn(move || commit_loop(&db, &queue, &writes, &commits))
+                .spawn(move || commit_loop(&db, &queue, max_batch, &writes, &commits))
                 .expect("the raw commit thread starts")
         };
         RawGroupCommit {
@@ -91,10 +90,16 @@ impl Drop for RawGroupCommit {
 }
 
 /// Commits batches until every sender is gone.
-fn commit_loop(db: &Database, queue: &Receiver<RawWrite>, writes: &AtomicU64, commits: &AtomicU64) {
+fn commit_loop(
+    db: &Database,
+    queue: &Receiver<RawWrite>,
+    max_batch: usize,
+    writes: &AtomicU64,
+    commits: &AtomicU64,
+) {
     while let Ok(first) = queue.recv() {
         let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
+        while batch.len() < max_batch {
             match queue.try_recv() {
                 Ok(write) => batch.push(write),
                 Err(_) => break,
