@@ -16,11 +16,10 @@ use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use redb::{Database, TableDefinition};
+use redb::Database;
 use tokio::sync::oneshot;
 
-const RECORDS: TableDefinition<'static, &str, &[u8]> =
-    TableDefinition::new(super::store_common::RECORDS_TABLE);
+use super::RECORDS;
 
 /// One write on its way to the commit thread.
 struct RawWrite {
